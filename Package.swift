@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "slipway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "slipway", targets: ["slipway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Debian's libgit2 and libyaml, linked as shared system libraries (security updates come from apt).
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // posix_spawn with setsid, chdir and closefrom: hidden from Swift's Glibc module.
+        .target(name: "CSpawn", cSettings: [.define("_GNU_SOURCE")]),
+
+        // Pure: schema, validation, naming, retention, planning. No I/O.
+        .target(name: "SlipwayCore", dependencies: [
+            "CLibYAML",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Effects: git, filesystem, processes, the reconcile loop.
+        .target(name: "Slipway", dependencies: [
+            "SlipwayCore", "CGit2", "CLibYAML", "CSpawn",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .executableTarget(name: "slipway", dependencies: [
+            "Slipway", "SlipwayCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"]),
+        .testTarget(name: "SlipwayTests", dependencies: ["Slipway", "SlipwayCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["slipway", "SlipwayCore"]),
+    ]
+)

@@ -1,0 +1,16 @@
+#ifndef SLIPWAY_CSPAWN_H
+#define SLIPWAY_CSPAWN_H
+#include <sys/types.h>
+
+/// Spawns `argv[0]` (an absolute path) in a new session, so the whole process group can be
+/// signalled, with `cwd` as its working directory, stdin/stdout/stderr from the given fds,
+/// an optional `fd3` handed over as fd 3, and every other fd closed. Signal dispositions and
+/// the signal mask are reset to defaults. Returns 0 and sets `*pid`, or an errno value.
+int slipway_spawn(const char *cwd,
+                  char *const argv[],
+                  char *const envp[],
+                  int stdin_fd, int stdout_fd, int stderr_fd,
+                  int fd3,
+                  pid_t *pid);
+
+#endif

@@ -1,0 +1,91 @@
+import Foundation
+import SlipwayCore
+
+/// What the agent knows between passes, kept in `state_dir/state.json`: per app, the memory
+/// the planner needs (failures, pins) and what `slipway status` shows.
+public struct AgentState: Sendable, Codable, Equatable {
+    public var manifestsCommit: String?
+    public var lastPass: PassSummary?
+    public var apps: [String: AppStatus] = [:]
+
+    public init() {}
+
+    public struct PassSummary: Sendable, Codable, Equatable {
+        public var startedAt: UTCTime
+        public var finishedAt: UTCTime
+        public var converged: Bool
+        public var error: String?
+    }
+}
+
+/// One app's status: declared vs running, what happened last, what is wrong.
+public struct AppStatus: Sendable, Codable, Equatable {
+    public enum Condition: String, Sendable, Codable {
+        case converged, pinned, failed, invalid, unresolved, removed
+        case notOnThisHost = "not-on-this-host"
+    }
+
+    public var condition: Condition
+    public var message: String?
+    public var manifestPath: String?
+    public var declaredRef: String?
+    public var declaredSHA: String?
+    public var desiredFingerprint: String?
+    public var current: ReleaseID?
+    public var lastDeploy: DeployOutcome?
+    public var memory: AppMemory
+
+    public init(condition: Condition, memory: AppMemory = AppMemory()) {
+        self.condition = condition
+        self.memory = memory
+    }
+
+    /// Whether the app is where the manifests want it (or where an operator pinned it).
+    public var isSettled: Bool {
+        switch condition {
+        case .converged, .pinned, .removed, .notOnThisHost: return true
+        case .failed, .invalid, .unresolved: return false
+        }
+    }
+}
+
+/// How the last deploy of an app went, stage by stage.
+public struct DeployOutcome: Sendable, Codable, Equatable {
+    public var release: ReleaseID?
+    public var sha: String
+    public var result: ReleaseRecord.Result
+    public var failedStage: Stage?
+    public var error: String?
+    public var logPath: String?
+    public var stages: [ReleaseRecord.StageTiming]
+    public var finishedAt: UTCTime
+}
+
+/// Reads and writes `state.json` atomically.
+public struct StateFile: Sendable {
+    public let path: String
+
+    public init(stateDir: String) {
+        path = stateDir + "/state.json"
+    }
+
+    public func load() -> AgentState {
+        guard let bytes = FileOps.readFile(path), let state = try? JSONDecoder().decode(AgentState.self, from: Data(bytes)) else {
+            return AgentState()
+        }
+        return state
+    }
+
+    public func save(_ state: AgentState) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try FileOps.writeAtomically(Array(try encoder.encode(state)), to: path, mode: 0o640)
+    }
+}
+
+extension UTCTime {
+    /// Now, from the system clock: the shell's job, never the core's.
+    public static var now: UTCTime {
+        UTCTime(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+    }
+}

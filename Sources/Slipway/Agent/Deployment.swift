@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// One deploy of one app, as the named stages of `Stage.deploy`: fetch (export the source
+/// commit into staging), build (run the build steps and lay out the release), switch (publish
+/// and point `current` at it), prune. Anything that fails before the switch leaves `current`
+/// exactly as it was.
+struct Deployment {
+    let app: ResolvedApp
+    let store: ReleaseStore
+    let mirrors: SourceMirrors
+    let stateDir: String
+    let manifestsCommit: String
+    let logger: Logger
+
+    struct StageFailure: Error {
+        var stage: Stage
+        var message: String
+        var logPath: String?
+    }
+
+    func run() async -> DeployOutcome {
+        let name = app.manifest.app
+        // Failed attempts never publish a release but keep their log: their ids stay taken too.
+        let logDir = "\(stateDir)/logs/\(name)"
+        let attempted = ((try? FileManager.default.contentsOfDirectory(atPath: logDir)) ?? [])
+            .compactMap { $0.hasSuffix(".build.log") ? ReleaseID(String($0.dropLast(".build.log".count))) : nil }
+        let id = ReleaseID.next(at: .now, sha: app.sourceSHA, existing: store.releaseIDs() + attempted)
+        let logPath = "\(logDir)/\(id).build.log"
+        var timings: [ReleaseRecord.StageTiming] = []
+        var staging: String?
+
+        func timed<T>(_ stage: Stage, _ body: () async throws -> T) async throws -> T {
+            var stageLogger = logger
+            stageLogger[metadataKey: "stage"] = "\(stage)"
+            stageLogger.info("started", metadata: ["release": "\(id)"])
+            let started = UTCTime.now
+            let clock = ContinuousClock.now
+            do {
+                let value = try await body()
+                let elapsed = ContinuousClock.now - clock
+                timings.append(.init(stage: stage, startedAt: started, milliseconds: elapsed.milliseconds))
+                stageLogger.info("done in \(DurationText.format(.milliseconds(elapsed.milliseconds)))")
+                return value
+            } catch let failure as StageFailure {
+                stageLogger.error("failed: \(failure.message)")
+                throw failure
+            } catch {
+                stageLogger.error("failed: \(error)")
+                throw StageFailure(stage: stage, message: "\(error)", logPath: nil)
+            }
+        }
+
+        do {
+            let stagingDir = try store.makeStaging(for: id)
+            staging = stagingDir
+            let source = stagingDir + "/src"
+            try await timed(.fetch) {
+                let repo = try mirrors.open(app.manifest.source.repo)
+                let summary = try TreeExporter(repository: repo, store: ObjectStore(root: store.layout.objects))
+                    .export(commit: app.sourceSHA, into: source)
+                logger.debug("exported", metadata: [
+                    "files": "\(summary.files)", "linked": "\(summary.objects.linked)", "written": "\(summary.objects.written)",
+                ])
+            }
+            try await timed(.build) {
+                try await build(in: source, id: id, staging: stagingDir, logPath: logPath)
+                try assemble(staging: stagingDir)
+            }
+            try await timed(.switch) {
+                try writeRecord(into: stagingDir + "/release", id: id, timings: timings)
+                try store.publish(stagingDir + "/release", as: id)
+                try store.switchCurrent(to: id)
+            }
+            try? FileOps.removeTree(stagingDir)
+            staging = nil
+            try await timed(.prune) {
+                try prune()
+            }
+            return DeployOutcome(release: id, sha: app.sourceSHA, result: .succeeded, failedStage: nil, error: nil,
+                                 logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
+        } catch {
+            if let staging { try? FileOps.removeTree(staging) }
+            let failure = error as? StageFailure ?? StageFailure(stage: .fetch, message: "\(error)")
+            let published = store.releaseIDs().contains(id)
+            return DeployOutcome(release: published ? id : nil, sha: app.sourceSHA, result: .failed, failedStage: failure.stage,
+                                 error: failure.message, logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
+        }
+    }
+
+    private func build(in source: String, id: ReleaseID, staging: String, logPath: String) async throws {
+        var steps: [(step: String, command: String)] = []
+        if let command = app.manifest.frontend?.build { steps.append(("frontend", command)) }
+        if let command = app.manifest.backend?.build { steps.append(("backend", command)) }
+        guard !steps.isEmpty else { return }
+        var environment = BuildRunner.baseEnvironment(app: app.manifest.app, release: id, sha: app.sourceSHA, staging: staging)
+        for variable in app.manifest.env { environment[variable.name] = variable.value }
+        let log = try BuildLog.create(at: logPath)
+        defer { log.close() }
+        do {
+            try await BuildRunner().run(steps, in: source, environment: environment, timeout: app.manifest.buildTimeout, log: log)
+        } catch let failure as BuildRunner.Failure {
+            throw StageFailure(stage: .build, message: failure.description, logPath: logPath)
+        }
+    }
+
+    /// Lays the release out beside the source: frontend/, backend/ (with shared dirs linked in).
+    private func assemble(staging: String) throws {
+        let source = staging + "/src"
+        let release = staging + "/release"
+        try FileOps.makeDirectory(release)
+        if let frontend = app.manifest.frontend {
+            let output = try ReleaseLayoutCheck.directory(frontend.output, in: source, what: "frontend.output")
+            guard rename(output, release + "/frontend") == 0 else { throw SystemError("moving frontend output", path: output) }
+        }
+        if let backend = app.manifest.backend {
+            let dir = try ReleaseLayoutCheck.directory(backend.dir, in: source, what: "backend.dir")
+            guard rename(dir, release + "/backend") == 0 else { throw SystemError("moving backend", path: dir) }
+            for path in app.manifest.shared {
+                try linkShared(path, into: release + "/backend")
+            }
+        }
+    }
+
+    /// `release.json`, written last, just before the release is published.
+    private func writeRecord(into release: String, id: ReleaseID, timings: [ReleaseRecord.StageTiming]) throws {
+        let record = ReleaseRecord(
+            app: app.manifest.app, id: id,
+            source: .init(repo: app.manifest.source.repo, ref: app.manifest.source.ref.description, sha: app.sourceSHA),
+            manifest: .init(commit: manifestsCommit, path: app.manifestPath),
+            fingerprint: app.spec.fingerprint, createdAt: .now, stages: timings, result: .succeeded)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try FileOps.writeAtomically(Array(try encoder.encode(record)), to: release + "/" + ReleaseStore.recordName)
+    }
+
+    /// `backend/<path>` becomes a symlink to `<app>/shared/<path>`, replacing whatever the source had there.
+    private func linkShared(_ path: RelativePath, into backend: String) throws {
+        let target = store.layout.shared + "/" + path.value
+        try FileOps.makeDirectories(target)
+        let link = backend + "/" + path.value
+        let parent = String(link[..<link.lastIndex(of: "/")!])
+        try FileOps.makeDirectories(parent)
+        try FileOps.removeTree(link)
+        guard symlink(target, link) == 0 else { throw SystemError("linking shared directory", path: link) }
+    }
+
+    private func prune() throws {
+        let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(stateDir)/logs/\(app.manifest.app)")
+        if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
+    }
+}
+
+/// Checks that a path the manifest names inside the built tree is a real directory reached
+/// without following any symlink, so a build cannot publish something outside its tree.
+enum ReleaseLayoutCheck {
+    static func directory(_ path: RelativePath, in root: String, what: String) throws -> String {
+        var current = root
+        for component in path.components {
+            current += "/" + component
+            switch FileOps.lstatMode(current) {
+            case S_IFDIR?: continue
+            case S_IFLNK?: throw Deployment.StageFailure(stage: .build, message: "\(what) '\(path)' is a symlink after the build; Slipway publishes only real directories")
+            case nil: throw Deployment.StageFailure(stage: .build, message: "\(what) '\(path)' does not exist after the build; check the build command's output directory")
+            default: throw Deployment.StageFailure(stage: .build, message: "\(what) '\(path)' is not a directory after the build")
+            }
+        }
+        return current
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

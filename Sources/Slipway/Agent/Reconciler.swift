@@ -1,0 +1,291 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// The outcome of one pass, for `--once` and the logs.
+public struct PassResult: Sendable {
+    /// Apps that should run here but are not where the manifests want them, with the reason.
+    public var unsettled: [(app: AppName, reason: String)] = []
+    /// A failure of the pass as a whole (the manifests repo could not be read at all).
+    public var error: String?
+
+    public var converged: Bool { error == nil && unsettled.isEmpty }
+}
+
+/// One reconcile pass: read the manifests at the branch tip, observe every app on disk, plan,
+/// act, record. Level-triggered: whatever the last pass or a crash left, this one converges.
+///
+/// `@unchecked Sendable` because passes never overlap: the agent loop awaits each one before
+/// the next, and the state lock keeps every other process out.
+public final class Reconciler: @unchecked Sendable {
+    let config: AgentConfig
+    let logger: Logger
+    let mirrors: SourceMirrors
+    let stateFile: StateFile
+    let requests: OperatorRequests
+
+    public init(config: AgentConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        self.mirrors = SourceMirrors(stateDir: config.stateDir)
+        self.stateFile = StateFile(stateDir: config.stateDir)
+        self.requests = OperatorRequests(stateDir: config.stateDir)
+    }
+
+    func layout(_ app: AppName) -> AppLayout { AppLayout(appsRoot: config.appsRoot, app: app) }
+
+    // MARK: The pass
+
+    public func pass() async -> PassResult {
+        let started = UTCTime.now
+        var state = stateFile.load()
+        var result = PassResult()
+        mirrors.startPass()
+        applyRequests(&state)
+
+        let manifests: (commit: String, set: ManifestSet)
+        do {
+            manifests = try readManifests()
+        } catch {
+            let message = "cannot read manifests from \(config.manifests.repo) (branch \(config.manifests.branch)): \(error)"
+            logger.error("\(message)")
+            result.error = message
+            state.lastPass = .init(startedAt: started, finishedAt: .now, converged: false, error: message)
+            save(state)
+            return result
+        }
+        if state.manifestsCommit != manifests.commit {
+            logger.info("manifests at \(manifests.commit.prefix(12))", metadata: ["files": "\(manifests.set.valid.count + manifests.set.invalid.count)"])
+        }
+        state.manifestsCommit = manifests.commit
+        for diagnostic in manifests.set.allDiagnostics {
+            logger.error("\(diagnostic)")
+        }
+
+        for app in appsToConsider(manifests.set, state: state) {
+            if Task.isCancelled { break }
+            var appLogger = logger
+            appLogger[metadataKey: "app"] = "\(app)"
+            let desired = desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath)
+            var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit, logger: appLogger)
+            status.current = ReleaseStore(layout: layout(app)).current()
+            state.apps[app.value] = status
+            if !status.isSettled {
+                result.unsettled.append((app, status.message ?? status.condition.rawValue))
+            }
+            save(state)
+        }
+        state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: nil)
+        save(state)
+        return result
+    }
+
+    private func save(_ state: AgentState) {
+        do {
+            try stateFile.save(state)
+        } catch {
+            logger.error("cannot write state: \(error)")
+        }
+    }
+
+    private func readManifests() throws -> (commit: String, set: ManifestSet) {
+        let repo = try GitRepository.openMirror(at: config.stateDir + "/mirrors/manifests.git")
+        let branchRef = "refs/heads/\(config.manifests.branch)"
+        do {
+            try repo.fetch(from: config.manifests.repo, refspecs: ["+\(branchRef):\(branchRef)"])
+        } catch {
+            // Keep reconciling against the last fetched commit: the apps keep their state.
+            guard try repo.referenceTarget(branchRef) != nil else { throw error }
+            logger.warning("fetching manifests failed, using the last fetched commit: \(error)")
+        }
+        guard let commit = try repo.referenceTarget(branchRef) else {
+            throw GitError(operation: "reading \(branchRef)", message: "the branch does not exist", code: -3)
+        }
+        let folder = config.manifests.path.value
+        let files = try repo.files(atCommit: commit, under: folder, matching: ManifestSet.isManifestPath)
+        return (commit, ManifestSet(files: files.map { .init(path: $0.path, text: String(decoding: $0.bytes, as: UTF8.self)) }))
+    }
+
+    /// Every app declared, plus every app with files or state here (so removals are noticed).
+    private func appsToConsider(_ set: ManifestSet, state: AgentState) -> [AppName] {
+        var names = Set(set.valid.keys)
+        names.formUnion(set.invalid.compactMap(\.app))
+        names.formUnion(state.apps.keys.compactMap(AppName.init))
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.appsRoot)) ?? [] {
+            if let app = AppName(name), FileOps.isDirectory(config.appsRoot + "/" + name) { names.insert(app) }
+        }
+        return names.sorted()
+    }
+
+    /// `previousPath` is the file that declared the app last time: an invalid file there whose
+    /// app name cannot be read still belongs to it (it is not "removed").
+    private func desiredState(of app: AppName, in set: ManifestSet, previousPath: String?) -> DesiredApp {
+        if let invalid = set.invalid.first(where: { $0.app == app || ($0.app == nil && $0.path == previousPath) }) {
+            return .invalid(invalid.diagnostics)
+        }
+        guard let entry = set.valid[app] else { return .removed }
+        guard entry.manifest.runs(on: config.host) else { return .notOnThisHost }
+        switch mirrors.resolve(entry.manifest.source) {
+        case .success(let sha):
+            return .resolved(ResolvedApp(manifest: entry.manifest, manifestPath: entry.path, sourceSHA: sha))
+        case .failure(let problem):
+            return .unresolved(problem.description)
+        }
+    }
+
+    // MARK: One app
+
+    private func reconcile(_ app: AppName, desired: DesiredApp, previous: AppStatus?, manifestsCommit: String,
+                           logger: Logger) async -> AppStatus {
+        let store = ReleaseStore(layout: layout(app))
+        var memory = previous?.memory ?? AppMemory()
+        var status = previous ?? AppStatus(condition: .converged)
+        status.message = nil
+        if case .resolved(let resolved) = desired {
+            status.manifestPath = resolved.manifestPath
+            status.declaredRef = resolved.manifest.source.ref.description
+            status.declaredSHA = resolved.sourceSHA
+            status.desiredFingerprint = resolved.spec.fingerprint
+        }
+        do {
+            try store.cleanUpInterrupted()
+        } catch {
+            logger.warning("cleaning up an interrupted deploy: \(error)")
+        }
+
+        let plan = Planner.plan(desired: desired, observed: store.observe(memory: memory))
+        if plan.clearsPin, let pin = memory.pin {
+            logger.info("pin on \(pin.release) released: the desired state changed")
+            memory.pin = nil
+        }
+        if plan.consumesRetry { memory.retryRequested = false }
+
+        switch plan.action {
+        case .upToDate:
+            status.condition = .converged
+            prune(store, desired: desired, logger: logger)
+        case .keepPinned(let id, let move, let learned):
+            if move {
+                do {
+                    try store.switchCurrent(to: id)
+                    logger.info("switched back to pinned release \(id)", metadata: ["stage": "switch"])
+                } catch {
+                    logger.error("cannot switch to pinned release \(id): \(error)", metadata: ["stage": "switch"])
+                }
+            }
+            if let learned { memory.pin?.desiredFingerprint = learned }
+            status.condition = .pinned
+            status.message = memory.pin.map { "pinned to \($0.release): \($0.reason); released when the manifest changes" }
+        case .switchTo(let id):
+            let started = UTCTime.now
+            let clock = ContinuousClock.now
+            do {
+                try store.switchCurrent(to: id)
+                logger.info("switched to kept release \(id), which already realises the manifest", metadata: ["stage": "switch"])
+                memory.failure = nil
+                status.condition = .converged
+                status.lastDeploy = DeployOutcome(release: id, sha: store.record(id)?.source.sha ?? "", result: .succeeded, failedStage: nil,
+                                                  error: nil, logPath: nil,
+                                                  stages: [.init(stage: .switch, startedAt: started, milliseconds: (ContinuousClock.now - clock).milliseconds)],
+                                                  finishedAt: .now)
+                prune(store, desired: desired, logger: logger)
+            } catch {
+                status.condition = .failed
+                status.message = "switching to \(id) failed: \(error)"
+            }
+        case .deploy(let resolved):
+            logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
+            let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
+                                           manifestsCommit: manifestsCommit, logger: logger).run()
+            status.lastDeploy = outcome
+            if outcome.result == .succeeded {
+                memory.failure = nil
+                status.condition = .converged
+                logger.info("deployed \(outcome.release.map(\.description) ?? "")")
+            } else {
+                let stage = outcome.failedStage ?? .build
+                memory.failure = .init(fingerprint: resolved.spec.fingerprint, stage: stage, error: outcome.error ?? "failed", at: .now)
+                status.condition = .failed
+                status.message = "\(stage) failed: \(outcome.error ?? "unknown error")"
+            }
+        case .holdFailed(let failure):
+            status.condition = .failed
+            status.message = "\(failure.stage) failed at \(failure.at.iso8601): \(failure.error)\n"
+                + "not retried until the manifest or source changes; 'slipway deploy \(app)' tries once more"
+        case .keepCurrent(let reason):
+            if case .invalid = desired { status.condition = .invalid } else { status.condition = .unresolved }
+            status.message = reason
+            logger.error("keeping the current release: \(reason)")
+        case .retire(let reason):
+            if case .notOnThisHost = desired { status.condition = .notOnThisHost } else {
+                if status.condition != .removed { logger.info("marked removed (\(reason)); its files are kept") }
+                status.condition = .removed
+            }
+            status.message = reason
+        }
+        status.memory = memory
+        return status
+    }
+
+    private func prune(_ store: ReleaseStore, desired: DesiredApp, logger: Logger) {
+        guard case .resolved(let app) = desired else { return }
+        do {
+            let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(config.stateDir)/logs/\(app.manifest.app)")
+            if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
+        } catch {
+            logger.error("pruning failed: \(error)", metadata: ["stage": "prune"])
+        }
+    }
+
+    // MARK: Operator requests
+
+    private func applyRequests(_ state: inout AgentState) {
+        for request in requests.pending() {
+            var status = state.apps[request.app.value] ?? AppStatus(condition: .converged)
+            switch request.kind {
+            case .deploy:
+                status.memory.retryRequested = true
+                logger.info("operator asked for a deploy", metadata: ["app": "\(request.app)"])
+            case .rollback:
+                status = rollback(request.app, to: request.argument, status: status)
+            }
+            state.apps[request.app.value] = status
+            requests.done(request)
+        }
+    }
+
+    func rollback(_ app: AppName, to requested: String?, status: AppStatus) -> AppStatus {
+        var status = status
+        var appLogger = logger
+        appLogger[metadataKey: "app"] = "\(app)"
+        let store = ReleaseStore(layout: layout(app))
+        let observed = store.observe(memory: status.memory)
+        switch RollbackTarget.choose(observed, requested: requested) {
+        case .failure(let problem):
+            status.message = "rollback refused: \(problem)"
+            appLogger.error("rollback refused: \(problem)")
+        case .success(let target):
+            do {
+                try store.switchCurrent(to: target)
+                let from = observed.current.map(\.description) ?? "nothing"
+                status.memory.pin = .init(release: target, reason: "rolled back from \(from) by an operator at \(UTCTime.now.iso8601)",
+                                          desiredFingerprint: status.desiredFingerprint, at: .now)
+                status.condition = .pinned
+                status.current = target
+                status.message = "pinned to \(target): rolled back from \(from); released when the manifest changes"
+                appLogger.info("rolled back from \(from) to \(target); pinned until the manifest changes", metadata: ["stage": "switch"])
+            } catch {
+                status.message = "rollback failed: \(error)"
+                appLogger.error("rollback failed: \(error)")
+            }
+        }
+        return status
+    }
+
+    /// Applies pending operator requests without a full pass (used by offline `slipway rollback`).
+    public func applyPendingRequests() {
+        var state = stateFile.load()
+        applyRequests(&state)
+        save(state)
+    }
+}

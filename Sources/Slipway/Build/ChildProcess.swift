@@ -1,0 +1,100 @@
+import CSpawn
+import Foundation
+
+/// A child process in its own session and process group, so it and everything it starts can
+/// be signalled together and nothing it leaves behind outlives it.
+struct ChildProcess: Sendable {
+    let pid: pid_t
+
+    enum Termination: Sendable, Equatable {
+        case exited(Int32)
+        case signalled(Int32)
+        case timedOut
+        case cancelled
+
+        var succeeded: Bool { self == .exited(0) }
+
+        var explanation: String {
+            switch self {
+            case .exited(let code): return "exited with status \(code)"
+            case .signalled(let signal): return "was killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+            case .timedOut: return "timed out and was stopped"
+            case .cancelled: return "was stopped because the agent is shutting down"
+            }
+        }
+    }
+
+    /// Starts `/bin/sh -c command` in `directory`, with exactly `environment`, output to `outputFD`.
+    static func spawnShell(_ command: String, in directory: String, environment: [String: String], outputFD: Int32) throws -> ChildProcess {
+        let argv = ["/bin/sh", "-c", command]
+        let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return try spawn(argv: argv, environment: envp, directory: directory, stdout: outputFD, stderr: outputFD)
+    }
+
+    static func spawn(argv: [String], environment: [String], directory: String, stdout: Int32, stderr: Int32) throws -> ChildProcess {
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup($0) } + [nil]
+        defer {
+            cArgv.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = slipway_spawn(directory, cArgv, cEnv, -1, stdout, stderr, -1, &pid)
+        guard rc == 0 else { throw SystemError("starting \(argv[0]) in", path: directory, code: rc) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Signals the whole process group.
+    func signalGroup(_ signal: Int32) {
+        kill(-pid, signal)
+    }
+
+    /// Waits for the process to end, stopping its group (SIGTERM, then SIGKILL after `grace`)
+    /// when `timeout` passes or the task is cancelled. Any strays left in the group are killed.
+    func wait(timeout: Duration, grace: Duration = .seconds(5)) async -> Termination {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var interval = Duration.milliseconds(2)
+        while true {
+            if let status = reap() {
+                signalGroup(SIGKILL)
+                return status
+            }
+            if Task.isCancelled || clock.now >= deadline {
+                let reason: Termination = Task.isCancelled ? .cancelled : .timedOut
+                await stop(grace: grace)
+                return reason
+            }
+            try? await Task.sleep(for: interval)
+            interval = min(interval * 2, .milliseconds(50))
+        }
+    }
+
+    /// SIGTERM to the group, SIGKILL after `grace`, and reap. Runs to the end even when the
+    /// caller is cancelled: the group must be gone before we return.
+    func stop(grace: Duration) async {
+        signalGroup(SIGTERM)
+        await Task.detached { [self] in
+            let clock = ContinuousClock()
+            let deadline = clock.now + grace
+            while clock.now < deadline {
+                if reap() != nil {
+                    signalGroup(SIGKILL)
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            signalGroup(SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }.value
+    }
+
+    private func reap() -> Termination? {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid else { return result < 0 && errno == ECHILD ? .exited(-1) : nil }
+        if status & 0x7f == 0 { return .exited((status >> 8) & 0xff) }
+        return .signalled(status & 0x7f)
+    }
+}

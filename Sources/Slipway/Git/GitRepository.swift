@@ -1,0 +1,126 @@
+import CGit2
+import Foundation
+
+/// A bare git repository that Slipway owns: a mirror it fetches into and reads commits from
+/// without ever checking anything out. Not thread-safe: use one per task.
+public final class GitRepository {
+    let pointer: OpaquePointer
+    public let path: String
+
+    private init(pointer: OpaquePointer, path: String) {
+        self.pointer = pointer
+        self.path = path
+    }
+
+    deinit {
+        git_repository_free(pointer)
+    }
+
+    /// Opens the bare mirror at `path`, creating it (and its parent folders) when missing.
+    public static func openMirror(at path: String) throws(GitError) -> GitRepository {
+        LibGit2.ensureInitialised()
+        var repo: OpaquePointer?
+        if FileManager.default.fileExists(atPath: path + "/HEAD") {
+            try GitError.check("opening mirror \(path)", git_repository_open_bare(&repo, path))
+        } else {
+            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try GitError.check("creating mirror \(path)", git_repository_init(&repo, path, 1))
+        }
+        return GitRepository(pointer: repo!, path: path)
+    }
+
+    /// Fetches `refspecs` from `url` into this mirror; incremental, and pruning refs the source deleted.
+    public func fetch(from url: String, refspecs: [String]) throws(GitError) {
+        var remote: OpaquePointer?
+        try GitError.check("reaching \(url)", git_remote_create_anonymous(&remote, pointer, url))
+        defer { git_remote_free(remote) }
+
+        var options = git_fetch_options()
+        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        options.prune = GIT_FETCH_PRUNE
+        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+
+        let cStrings = refspecs.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        var pointers = cStrings
+        let code = pointers.withUnsafeMutableBufferPointer { buffer in
+            var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+            return git_remote_fetch(remote, &array, &options, nil)
+        }
+        try GitError.check("fetching from \(url)", code)
+    }
+
+    /// The commit id a reference names (`refs/heads/main`), or nil when there is no such ref.
+    public func referenceTarget(_ name: String) throws(GitError) -> String? {
+        var object: OpaquePointer?
+        let code = git_revparse_single(&object, pointer, name)
+        if code == GIT_ENOTFOUND.rawValue { return nil }
+        try GitError.check("reading \(name)", code)
+        defer { git_object_free(object) }
+        var commit: OpaquePointer?
+        try GitError.check("peeling \(name) to a commit", git_object_peel(&commit, object, GIT_OBJECT_COMMIT))
+        defer { git_object_free(commit) }
+        return Self.hex(git_object_id(commit))
+    }
+
+    /// Whether the mirror holds this commit.
+    public func hasCommit(_ sha: String) -> Bool {
+        var oid = git_oid()
+        guard git_oid_fromstr(&oid, sha) == 0 else { return false }
+        var commit: OpaquePointer?
+        guard git_commit_lookup(&commit, pointer, &oid) == 0 else { return false }
+        git_commit_free(commit)
+        return true
+    }
+
+    /// The commit's root tree, for reading files and exporting.
+    func tree(ofCommit sha: String) throws(GitError) -> GitTree {
+        var oid = git_oid()
+        try GitError.check("parsing commit id \(sha)", git_oid_fromstr(&oid, sha))
+        var commit: OpaquePointer?
+        try GitError.check("reading commit \(sha)", git_commit_lookup(&commit, pointer, &oid))
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        try GitError.check("reading the tree of \(sha)", git_commit_tree(&tree, commit))
+        return GitTree(pointer: tree!, repository: self)
+    }
+
+    /// Every regular file below `folder` at `commit`, read straight from the object database.
+    public func files(atCommit sha: String, under folder: String, matching include: (String) -> Bool,
+                      maxBytes: Int = 1 << 20) throws(GitError) -> [(path: String, bytes: [UInt8])] {
+        let root = try tree(ofCommit: sha)
+        let start: GitTree
+        if folder == "." || folder.isEmpty {
+            start = root
+        } else {
+            guard let subtree = try root.subtree(at: folder) else { return [] }
+            start = subtree
+        }
+        var result: [(String, [UInt8])] = []
+        try start.walk(prefix: folder == "." ? "" : folder) { (path, entry) throws(GitError) in
+            guard entry.kind == .file || entry.kind == .executable, include(path) else { return }
+            result.append((path, try blobBytes(entry.oid, maxBytes: maxBytes, describing: path)))
+        }
+        return result
+    }
+
+    func blobBytes(_ oid: git_oid, maxBytes: Int, describing path: String) throws(GitError) -> [UInt8] {
+        var oid = oid
+        var blob: OpaquePointer?
+        try GitError.check("reading \(path)", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        if size > maxBytes {
+            throw GitError(operation: "reading \(path)", message: "the file is \(size) bytes; at most \(maxBytes) are read", code: -1)
+        }
+        guard size > 0, let raw = git_blob_rawcontent(blob) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: raw, count: size))
+    }
+
+    static func hex(_ oid: UnsafePointer<git_oid>?) -> String {
+        guard let oid else { return "" }
+        var buffer = [CChar](repeating: 0, count: Int(GIT_OID_HEXSZ) + 1)
+        git_oid_tostr(&buffer, buffer.count, oid)
+        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

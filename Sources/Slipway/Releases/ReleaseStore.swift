@@ -1,0 +1,116 @@
+import Foundation
+import SlipwayCore
+
+/// One app's releases on disk: reading them, publishing a staged one, switching `current`
+/// atomically, pruning. Every change is a rename(2), so a crash at any point leaves either
+/// the old state or the new one, never a half.
+public struct ReleaseStore: Sendable {
+    public let layout: AppLayout
+
+    public init(layout: AppLayout) {
+        self.layout = layout
+    }
+
+    public static let recordName = "release.json"
+
+    // MARK: Reading
+
+    /// Every published release, oldest first; unparseable entries are ignored.
+    public func releaseIDs() -> [ReleaseID] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.releases)) ?? []
+        return names.compactMap(ReleaseID.init).filter { FileOps.isDirectory(layout.release($0)) }.sorted()
+    }
+
+    public func record(_ id: ReleaseID) -> ReleaseRecord? {
+        guard let bytes = FileOps.readFile(layout.release(id) + "/" + Self.recordName) else { return nil }
+        return try? JSONDecoder().decode(ReleaseRecord.self, from: Data(bytes))
+    }
+
+    /// The release `current` points at, if it points at one.
+    public func current() -> ReleaseID? {
+        guard let target = FileOps.readLink(layout.current), target.hasPrefix("releases/") else { return nil }
+        return ReleaseID(String(target.dropFirst("releases/".count)))
+    }
+
+    public func observe(memory: AppMemory) -> ObservedApp {
+        let releases = releaseIDs().map { id -> ObservedRelease in
+            let record = record(id)
+            return ObservedRelease(id: id, fingerprint: record?.fingerprint, succeeded: record?.result == .succeeded)
+        }
+        return ObservedApp(releases: releases, current: current(), memory: memory)
+    }
+
+    // MARK: Staging and publishing
+
+    /// Removes what a crashed or stopped deploy left: staging dirs (after killing their build
+    /// processes), trash, temp links.
+    public func cleanUpInterrupted() throws {
+        StaleBuilds.kill(under: layout.staging)
+        try FileOps.removeTree(layout.staging)
+        try FileOps.removeTree(layout.trash)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? [] where name.hasPrefix(".current.tmp") {
+            unlink(layout.root + "/" + name)
+        }
+    }
+
+    /// A fresh staging directory for a release being built; nothing in it is visible as a release.
+    func makeStaging(for id: ReleaseID) throws -> String {
+        let path = layout.staging + "/" + id.description
+        try FileOps.makeDirectories(layout.staging)
+        try FileOps.removeTree(path)
+        try FileOps.makeDirectory(path)
+        return path
+    }
+
+    /// Moves a complete release directory into `releases/` in one rename.
+    func publish(_ staged: String, as id: ReleaseID) throws {
+        try FileOps.makeDirectories(layout.releases)
+        let destination = layout.release(id)
+        guard !FileOps.exists(destination) else { throw SystemError("publishing (already exists)", path: destination, code: EEXIST) }
+        guard rename(staged, destination) == 0 else { throw SystemError("publishing release", path: destination) }
+        FileOps.syncDirectory(layout.releases)
+    }
+
+    // MARK: Switching
+
+    /// Points `current` at `id`: a symlink under a temp name, then rename(2) over `current`.
+    public func switchCurrent(to id: ReleaseID) throws {
+        guard FileOps.isDirectory(layout.release(id)) else { throw SystemError("switching to missing release", path: layout.release(id), code: ENOENT) }
+        let temp = layout.root + "/.current.tmp-\(getpid())"
+        unlink(temp)
+        guard symlink("releases/" + id.description, temp) == 0 else { throw SystemError("creating link", path: temp) }
+        guard rename(temp, layout.current) == 0 else {
+            let code = errno
+            unlink(temp)
+            throw SystemError("switching current", path: layout.current, code: code)
+        }
+        FileOps.syncDirectory(layout.root)
+    }
+
+    // MARK: Pruning
+
+    /// Deletes releases: each is first renamed into trash (gone from `releases/` at once), then removed.
+    public func prune(_ ids: [ReleaseID]) throws {
+        guard !ids.isEmpty else { return }
+        let current = current()
+        try FileOps.makeDirectories(layout.trash)
+        for id in ids where id != current {
+            let trashed = layout.trash + "/" + id.description
+            guard rename(layout.release(id), trashed) == 0 else { throw SystemError("moving release to trash", path: layout.release(id)) }
+            try FileOps.removeTree(trashed)
+        }
+        ObjectStore(root: layout.objects).collectGarbage()
+    }
+
+    /// Prunes what the retention policy says (and the build logs that go with it); returns what went.
+    @discardableResult
+    public func applyRetention(keep: Int, logDirectory: String) throws -> [ReleaseID] {
+        let observed = observe(memory: AppMemory())
+        let doomed = Retention.releasesToPrune(observed.releases.map(\.id), current: observed.current,
+                                               previousGood: Retention.previousGood(observed.releases, current: observed.current),
+                                               keep: keep)
+        try prune(doomed)
+        BuildLog.prune(in: logDirectory, keeping: Set(releaseIDs()))
+        return doomed
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import SlipwayCore
+
+/// What `slipway status` shows, built from the state file and the disk: declared vs running
+/// per app, what happened last, what is wrong. The same value renders as text and as JSON.
+public struct StatusReport: Sendable, Codable {
+    public var host: String
+    public var manifests: Manifests
+    public var agentPID: Int32?
+    public var lastPass: AgentState.PassSummary?
+    public var apps: [App]
+
+    public struct Manifests: Sendable, Codable {
+        public var repo: String
+        public var branch: String
+        public var commit: String?
+    }
+
+    public struct App: Sendable, Codable {
+        public var app: String
+        public var condition: AppStatus.Condition
+        public var message: String?
+        public var manifest: String?
+        public var declaredRef: String?
+        public var declaredSHA: String?
+        public var current: ReleaseID?
+        public var currentSHA: String?
+        public var releasesKept: Int
+        public var pin: AppMemory.Pin?
+        public var lastDeploy: DeployOutcome?
+    }
+
+    public static func build(config: AgentConfig) -> StatusReport {
+        let state = StateFile(stateDir: config.stateDir).load()
+        var names = Set(state.apps.keys)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.appsRoot)) ?? [] where AppName(name) != nil {
+            names.insert(name)
+        }
+        let apps = names.sorted().compactMap { name -> App? in
+            guard let app = AppName(name) else { return nil }
+            let store = ReleaseStore(layout: AppLayout(appsRoot: config.appsRoot, app: app))
+            let status = state.apps[name]
+            let current = store.current()
+            return App(app: name, condition: status?.condition ?? .removed, message: status?.message,
+                       manifest: status?.manifestPath, declaredRef: status?.declaredRef, declaredSHA: status?.declaredSHA,
+                       current: current, currentSHA: current.flatMap { store.record($0)?.source.sha },
+                       releasesKept: store.releaseIDs().count, pin: status?.memory.pin, lastDeploy: status?.lastDeploy)
+        }
+        return StatusReport(host: config.host,
+                            manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
+                            agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass, apps: apps)
+    }
+
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// A table an operator takes in at a glance, with what went wrong under each app.
+    public func text(now: UTCTime) -> String {
+        var lines: [String] = []
+        let commit = manifests.commit.map { String($0.prefix(12)) } ?? "not fetched yet"
+        let agent = agentPID.map { "agent running (pid \($0))" } ?? "agent not running"
+        var pass = "no pass yet"
+        if let lastPass {
+            pass = "last pass \(Self.ago(lastPass.finishedAt, now: now)), " + (lastPass.converged ? "converged" : "not converged")
+            if let error = lastPass.error { pass += ": \(error)" }
+        }
+        lines.append("host \(host) · manifests \(manifests.branch) @ \(commit) · \(agent) · \(pass)")
+        lines.append("")
+        guard !apps.isEmpty else {
+            lines.append("no apps yet")
+            return lines.joined(separator: "\n")
+        }
+        var rows = [["APP", "STATE", "DECLARED", "CURRENT", "RELEASES"]]
+        for app in apps {
+            let declared = app.declaredRef.map { ref in
+                let sha = app.declaredSHA.map { String($0.prefix(7)) } ?? "?"
+                return ref == app.declaredSHA ? sha : "\(ref) → \(sha)"
+            } ?? "-"
+            rows.append([app.app, app.condition.rawValue, declared, app.current?.description ?? "-", "\(app.releasesKept)"])
+        }
+        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
+        for (index, row) in rows.enumerated() {
+            lines.append(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+            guard index > 0 else { continue }
+            let app = apps[index - 1]
+            if let deploy = app.lastDeploy {
+                let stages = deploy.stages.map { "\($0.stage) \(DurationText.format(.milliseconds($0.milliseconds)))" }.joined(separator: " · ")
+                let what = deploy.release?.description ?? String(deploy.sha.prefix(7))
+                lines.append("  last deploy \(what) \(deploy.result.rawValue) \(Self.ago(deploy.finishedAt, now: now))" + (stages.isEmpty ? "" : ": \(stages)"))
+            }
+            if let message = app.message {
+                let marker = app.condition == .converged || app.condition == .pinned ? "  " : "  ! "
+                for line in message.split(separator: "\n", omittingEmptySubsequences: false).prefix(20) {
+                    lines.append(marker + line)
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func ago(_ time: UTCTime, now: UTCTime) -> String {
+        let seconds = max(0, (now.millisecondsSinceEpoch - time.millisecondsSinceEpoch) / 1000)
+        switch seconds {
+        case ..<60: return "\(seconds)s ago"
+        case ..<3600: return "\(seconds / 60)m ago"
+        case ..<86_400: return "\(seconds / 3600)h ago"
+        default: return "\(seconds / 86_400)d ago"
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+
+/// A failed system call, named with what it was doing and on which path.
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    public var operation: String
+    public var path: String
+    public var code: Int32
+
+    public init(_ operation: String, path: String, code: Int32 = errno) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
+
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
+}
+
+/// Small file helpers on plain system calls: they never follow a symlink they were not asked to.
+enum FileOps {
+    static func lstatMode(_ path: String) -> mode_t? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return info.st_mode & S_IFMT
+    }
+
+    static func isDirectory(_ path: String) -> Bool { lstatMode(path) == S_IFDIR }
+    static func exists(_ path: String) -> Bool { lstatMode(path) != nil }
+
+    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw SystemError("creating directory", path: path) }
+    }
+
+    /// Creates `path` and its missing parents (none of which may be a symlink).
+    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if let kind = lstatMode(current) {
+                if kind != S_IFDIR { throw SystemError("creating directory (a non-directory is in the way)", path: current, code: ENOTDIR) }
+                continue
+            }
+            try makeDirectory(current, mode: mode)
+        }
+    }
+
+    /// Removes a file, a symlink or a whole directory tree, never following symlinks.
+    static func removeTree(_ path: String) throws {
+        guard let kind = lstatMode(path) else { return }
+        if kind == S_IFDIR {
+            // Directories made read-only by a build would block unlinking their entries.
+            chmod(path, 0o700)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+                try removeTree(path + "/" + name)
+            }
+            if rmdir(path) != 0 && errno != ENOENT { throw SystemError("removing directory", path: path) }
+        } else if unlink(path) != 0 && errno != ENOENT {
+            throw SystemError("removing", path: path)
+        }
+    }
+
+    /// Writes a file atomically: a temp file beside it, fsync, then rename(2) over the old one.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+        let temp = path + ".tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemError("writing", path: temp) }
+        do {
+            try writeAll(fd, bytes, path: temp)
+            guard fsync(fd) == 0 else { throw SystemError("syncing", path: temp) }
+            close(fd)
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        guard rename(temp, path) == 0 else {
+            let code = errno
+            unlink(temp)
+            throw SystemError("renaming into place", path: path, code: code)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("writing", path: path)
+            }
+            offset += written
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+    }
+
+    /// Reads a whole file with read(2) (works for /proc files, which report size 0).
+    static func readFile(_ path: String, limit: Int = 64 << 20) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while result.count < limit {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            result += chunk[..<count]
+        }
+        return result
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,42 @@
+import Crypto
+
+/// Everything that shapes the bytes of a release: the source commit and the manifest fields
+/// that drive the build and the layout. Two passes with the same spec need no new release;
+/// fields such as `keep` or `hosts` change nothing on disk and are left out on purpose.
+public struct ReleaseSpec: Sendable, Equatable {
+    public var sourceSHA: String
+    public var frontend: Manifest.Frontend?
+    public var backend: Manifest.Backend?
+    public var shared: [RelativePath]
+    public var env: [Manifest.EnvVar]
+
+    public init(manifest: Manifest, sourceSHA: String) {
+        self.sourceSHA = sourceSHA
+        self.frontend = manifest.frontend
+        self.backend = manifest.backend
+        self.shared = manifest.shared
+        self.env = manifest.env
+    }
+
+    /// A SHA-256 over a canonical rendering of the spec (hex).
+    public var fingerprint: String {
+        var canonical = "slipway-release-spec/1\n"
+        func line(_ key: String, _ value: String?) {
+            // Length-prefixed, so no value can forge the next line.
+            let text = value ?? "<none>"
+            canonical += "\(key)=\(text.utf8.count):\(text)\n"
+        }
+        line("source", sourceSHA)
+        line("frontend.build", frontend?.build)
+        line("frontend.output", frontend?.output.value)
+        line("backend", backend == nil ? nil : "yes")
+        line("backend.build", backend?.build)
+        line("backend.dir", backend?.dir.value)
+        for path in shared { line("shared", path.value) }
+        for variable in env { line("env.\(variable.name)", variable.value) }
+        return SHA256.hash(data: Array(canonical.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+}

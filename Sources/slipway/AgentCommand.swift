@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import Slipway
+import SlipwayCore
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the deploy agent for this host.",
+        discussion: """
+        Each pass fetches the manifests branch, and for every app this host runs whose declared \
+        state differs from its current release: fetch, build, switch, prune. Runs until SIGTERM \
+        or SIGINT (a build in progress is stopped and its staging removed; 'current' is untouched). \
+        SIGHUP starts a pass now. Only one agent may use a state directory.
+        """
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(help: "Do one pass and exit: 0 when every app this host runs has converged, 1 otherwise (naming each app and why).")
+    var once = false
+
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        try await Self.reporting {
+            SlipwayLogHandler.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+            let config = try options.load()
+            let logger = Logger(label: "slipway.agent")
+            let lock: AgentLock
+            do {
+                lock = try AgentLock.acquire(stateDir: config.stateDir)
+            } catch let held as AgentLock.Held {
+                throw CLIError(held.description)
+            }
+            defer { withExtendedLifetime(lock) {} }
+
+            if once {
+                let result = await Reconciler(config: config, logger: logger).pass()
+                if let error = result.error { throw CLIError("pass failed: \(error)") }
+                guard result.converged else {
+                    let lines = result.unsettled.map { "  \($0.app): \($0.reason.replacingOccurrences(of: "\n", with: "\n    "))" }
+                    throw CLIError("not converged:\n" + lines.joined(separator: "\n"))
+                }
+                return
+            }
+            logger.info("agent starting", metadata: ["host": "\(config.host)", "manifests": "\(config.manifests.repo)",
+                                                     "branch": "\(config.manifests.branch)", "pid": "\(getpid())"])
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: AgentService(config: config, logger: logger),
+                                 successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+            try await group.run()
+        }
+    }
+}

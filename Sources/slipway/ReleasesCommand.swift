@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Slipway
+import SlipwayCore
+
+struct ReleasesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "releases",
+        abstract: "List an app's kept releases, newest first; '*' marks current."
+    )
+
+    @Argument(help: "The app's name.")
+    var app: String
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Row: Codable {
+        var id: ReleaseID
+        var sha: String?
+        var createdAt: UTCTime?
+        var result: String
+        var current: Bool
+    }
+
+    func run() async throws {
+        try await Self.reporting {
+            let config = try options.load()
+            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            let store = ReleaseStore(layout: AppLayout(appsRoot: config.appsRoot, app: name))
+            let current = store.current()
+            let rows = store.releaseIDs().reversed().map { id in
+                let record = store.record(id)
+                return Row(id: id, sha: record?.source.sha, createdAt: record?.createdAt,
+                           result: record?.result.rawValue ?? "unreadable record", current: id == current)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                return
+            }
+            guard !rows.isEmpty else {
+                print("\(name) has no releases on this host")
+                return
+            }
+            print("  RELEASE                     SHA      CREATED                   RESULT")
+            for row in rows {
+                let id = row.id.description.padding(toLength: 26, withPad: " ", startingAt: 0)
+                let sha = (row.sha.map { String($0.prefix(7)) } ?? "?").padding(toLength: 7, withPad: " ", startingAt: 0)
+                let created = (row.createdAt?.iso8601 ?? "?").padding(toLength: 24, withPad: " ", startingAt: 0)
+                print("\(row.current ? "*" : " ") \(id)  \(sha)  \(created)  \(row.result)")
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import SlipwayCore
+
+@main
+struct SlipwayCommand: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "slipway",
+        abstract: "Git-triggered deploys for bare Linux servers.",
+        discussion: """
+        Slipway watches a git repo of YAML manifests (one app per file) and makes this host run what \
+        they declare: it fetches each app's source commit, builds it into a new timestamped release, \
+        switches the app's 'current' symlink atomically and prunes old releases.
+
+        Start here: 'slipway validate manifests/' before you push, 'slipway status' on a host.
+        """,
+        version: version,
+        subcommands: [
+            AgentCommand.self, ValidateCommand.self, StatusCommand.self, ReleasesCommand.self,
+            DeployCommand.self, RollbackCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Testing
+
+/// What goes wrong must never take down what runs: failed builds, invalid manifests,
+/// unreachable sources and a killed agent all leave `current` on a complete release.
+@Suite(.timeLimit(.minutes(5)))
+struct FailureTests {
+    @Test func aFailedBuildKeepsCurrentAndIsNotRetriedUntilAskedOrChanged() throws {
+        let f = try Fixture()
+        let good = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: good))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+
+        let bad = try f.commitSource(["index.html": "bad"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: bad, backendBuild: "echo compiling; echo 'error: syntax error in server.js' >&2; exit 3"))
+        let failed = try f.pass()
+        #expect(failed.status != 0)
+        #expect(failed.stderr.contains("not converged"))
+        #expect(failed.stderr.contains("demo: build failed"))
+        #expect(failed.stderr.contains("error: syntax error in server.js"))
+        #expect(failed.stderr.contains("exited with status 3"))
+        #expect(f.current() == before)
+        #expect(f.currentFile("frontend/index.html") == "good")
+        #expect(f.releases() == [before])
+        #expect(f.stagingEntries().isEmpty)
+
+        let status = try f.appStatus()
+        #expect(status["condition"] as? String == "failed")
+        #expect((status["message"] as? String)?.contains("exited with status 3") == true)
+
+        // The same desired state is not rebuilt on the next pass.
+        let logs = try FileManager.default.contentsOfDirectory(atPath: f.stateDir + "/logs/demo").count
+        let held = try f.pass()
+        #expect(held.status != 0)
+        #expect(!held.stderr.contains("deploying"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.stateDir + "/logs/demo").count == logs)
+        #expect(held.stderr.contains("slipway deploy demo"))
+
+        // An operator's `slipway deploy demo` tries once more (and fails the same way).
+        let retry = try f.slipway(["deploy", "demo"])
+        #expect(retry.status != 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.stateDir + "/logs/demo").count == logs + 1)
+        #expect(f.current() == before)
+
+        // A fix in the manifest is picked up at once.
+        try f.commitManifest("demo.yaml", f.manifest(ref: bad))
+        #expect(try f.pass().status == 0)
+        #expect(f.currentFile("frontend/index.html") == "bad")
+    }
+
+    @Test func aBuildOverItsTimeoutIsStoppedAndFails() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "x"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha, extra: "build_timeout: 1s", backendBuild: "sleep 30"))
+        let started = Date()
+        let result = try f.pass()
+        #expect(result.status != 0)
+        #expect(Date().timeIntervalSince(started) < 15)
+        #expect(result.stderr.contains("timed out"))
+        #expect(f.current() == nil)
+        #expect(f.releases().isEmpty)
+    }
+
+    @Test func anInvalidManifestKeepsCurrentAndPointsAtTheMistake() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+
+        try f.commitManifest("demo.yaml", """
+        app: demo
+        source:
+          repo: \(f.sourceRepo)
+          ref: \(sha)
+        frontend:
+          ouptut: dist
+        backend: {}
+        """)
+        let result = try f.pass()
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("manifests/demo.yaml:6:3: unknown key 'ouptut' in frontend — did you mean 'output'?"))
+        #expect(f.current() == before)
+        #expect(try f.appStatus()["condition"] as? String == "invalid")
+    }
+
+    @Test func oneBrokenAppNeverBlocksTheOthers() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("good.yaml", f.manifest(app: "good", ref: sha))
+        try f.commitManifest("lost.yaml", f.manifest(app: "lost", ref: "no-such-branch"))
+        try f.commitManifest("gone.yaml", f.manifest(app: "gone", ref: sha).replacingOccurrences(of: f.sourceRepo, with: f.root + "/missing.git"))
+        let result = try f.pass()
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("lost: ref 'no-such-branch' is neither a tag nor a branch"))
+        #expect(result.stderr.contains("gone:"))
+        #expect(f.current("good") != nil)
+        #expect(try f.appStatus("lost")["condition"] as? String == "unresolved")
+    }
+
+    @Test func aRemovedManifestMarksTheAppRemovedAndKeepsItsFiles() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "x"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha))
+        #expect(try f.pass().status == 0)
+        let release = try #require(f.current())
+        try f.removeManifest("demo.yaml")
+        #expect(try f.pass().status == 0)
+        #expect(try f.appStatus()["condition"] as? String == "removed")
+        #expect(f.current() == release)
+        #expect(f.currentFile("frontend/index.html") == "x")
+    }
+
+    @Test func killingTheAgentDuringABuildConvergesOnTheNextPass() throws {
+        let f = try Fixture()
+        let good = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: good))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+
+        let slow = try f.commitSource(["index.html": "slow"])
+        let marker = f.root + "/build-started"
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60; echo done > BUILT"))
+
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
+        agent.arguments = ["agent", "--once", "--config", f.configPath]
+        agent.standardOutput = FileHandle.nullDevice
+        agent.standardError = FileHandle.nullDevice
+        try agent.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: marker) && Date() < deadline { usleep(20_000) }
+        #expect(FileManager.default.fileExists(atPath: marker))
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+
+        // Mid-build: staging exists, current still names the complete old release.
+        #expect(!f.stagingEntries().isEmpty)
+        #expect(f.current() == before)
+        #expect(f.currentFile("frontend/index.html") == "good")
+
+        // The orphaned build is found and killed, staging removed; the fixed build deploys.
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow))
+        let result = try f.pass()
+        #expect(result.status == 0, "\(result.output)")
+        #expect(f.stagingEntries().isEmpty)
+        #expect(f.currentFile("frontend/index.html") == "slow")
+        let strays = try Fixture.run("/usr/bin/pgrep", ["-f", "sleep 60; echo done"], timeout: 5)
+        #expect(strays.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "stray build processes: \(strays.stdout)")
+    }
+}
+
+@Suite(.timeLimit(.minutes(5)))
+struct BrokenYAMLTests {
+    @Test func aManifestThatDoesNotParseKeepsItsAppsReleaseAndIsNotMistakenForARemoval() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+
+        // Broken YAML on the line with `app:` itself: the app is still known by its file.
+        try f.commitManifest("demo.yaml", "app: [demo\nsource: {repo: \(f.sourceRepo), ref: \(sha)}\n")
+        let result = try f.pass()
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("manifests/demo.yaml:"))
+        #expect(f.current() == before)
+        #expect(try f.appStatus()["condition"] as? String == "invalid")
+
+        // Broken YAML elsewhere: the app is found by its `app:` line.
+        try f.commitManifest("demo.yaml", "app: demo\nsource:\n  repo: x: y\n")
+        let again = try f.pass()
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("manifests/demo.yaml:3:"))
+        #expect(try f.appStatus()["condition"] as? String == "invalid")
+        #expect(f.current() == before)
+    }
+}

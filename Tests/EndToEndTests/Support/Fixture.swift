@@ -1,0 +1,212 @@
+import Foundation
+import Testing
+
+/// A sandbox for one end-to-end test: a temp dir with a source repo, a manifests repo (both
+/// real git repos made with the git CLI), an agent config, and a way to run the built binary.
+final class Fixture {
+    let root: String
+    let sourceRepo: String
+    let manifestsRepo: String
+    let configPath: String
+    var appsRoot: String { root + "/apps" }
+    var stateDir: String { root + "/state" }
+
+    init(name: String = "e2e") throws {
+        let template = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-\(name)-XXXXXX").path
+        var buffer = Array(template.utf8CString)
+        guard mkdtemp(&buffer) != nil else { throw FixtureError("mkdtemp failed") }
+        root = String(decoding: buffer.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        sourceRepo = root + "/src"
+        manifestsRepo = root + "/manifests"
+        configPath = root + "/agent.yaml"
+        try git(["init", "-q", "-b", "main", sourceRepo])
+        try git(["init", "-q", "-b", "main", manifestsRepo])
+        try write("""
+        host: web-1
+        manifests:
+          repo: \(manifestsRepo)
+          branch: main
+          path: manifests
+        apps_root: \(appsRoot)
+        state_dir: \(stateDir)
+        poll_interval: 1s
+        """, to: configPath)
+    }
+
+    deinit {
+        // Kill any agent a test left running on this sandbox, then remove it.
+        _ = try? Fixture.run("/usr/bin/pkill", ["-KILL", "-f", root + "/"], timeout: 5)
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    // MARK: Files and git
+
+    func write(_ text: String, to path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func read(_ path: String) -> String? {
+        try? String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    @discardableResult
+    func git(_ arguments: [String], in directory: String? = nil) throws -> String {
+        var args = ["-c", "user.name=Slipway Tests", "-c", "user.email=tests@slipway.invalid", "-c", "commit.gpgsign=false"]
+        if let directory { args += ["-C", directory] }
+        let result = try Fixture.run("/usr/bin/git", args + arguments, timeout: 30)
+        guard result.status == 0 else { throw FixtureError("git \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Writes files into the source repo and commits them; returns the new commit id.
+    @discardableResult
+    func commitSource(_ files: [String: String], message: String = "change", executable: Set<String> = []) throws -> String {
+        for (path, text) in files {
+            try write(text, to: sourceRepo + "/" + path)
+            if executable.contains(path) { chmod(sourceRepo + "/" + path, 0o755) }
+        }
+        try git(["add", "-A"], in: sourceRepo)
+        try git(["commit", "-q", "--allow-empty", "-m", message], in: sourceRepo)
+        return try git(["rev-parse", "HEAD"], in: sourceRepo)
+    }
+
+    /// Writes a manifest into the manifests repo and commits it.
+    @discardableResult
+    func commitManifest(_ name: String, _ text: String) throws -> String {
+        try write(text, to: manifestsRepo + "/manifests/" + name)
+        try git(["add", "-A"], in: manifestsRepo)
+        try git(["commit", "-q", "--allow-empty", "-m", "manifest \(name)"], in: manifestsRepo)
+        return try git(["rev-parse", "HEAD"], in: manifestsRepo)
+    }
+
+    func removeManifest(_ name: String) throws {
+        try git(["rm", "-q", "manifests/" + name], in: manifestsRepo)
+        try git(["commit", "-q", "-m", "remove \(name)"], in: manifestsRepo)
+    }
+
+    /// A typical manifest for app `app` at `ref`, with a frontend and a backend build.
+    func manifest(app: String = "demo", ref: String, keep: Int = 5, extra: String = "",
+                  frontendBuild: String = "mkdir -p dist && cp index.html dist/index.html",
+                  backendBuild: String = "echo backend built > BUILT") -> String {
+        """
+        app: \(app)
+        source:
+          repo: \(sourceRepo)
+          ref: \(ref)
+        releases:
+          keep: \(keep)
+        frontend:
+          build: \(Fixture.yamlQuoted(frontendBuild))
+          output: dist
+        backend:
+          build: \(Fixture.yamlQuoted(backendBuild))
+        \(extra)
+        """
+    }
+
+    /// A YAML double-quoted scalar holding `text` exactly.
+    static func yamlQuoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    // MARK: The binary
+
+    static let binary: String = {
+        if let explicit = ProcessInfo.processInfo.environment["SLIPWAY_BIN"] { return explicit }
+        let testBinaryDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var candidates = [testBinaryDir.appendingPathComponent("slipway").path]
+        // .../Tests/EndToEndTests/Support/Fixture.swift → package root
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(packageRoot.appendingPathComponent(".build/debug/slipway").path)
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }()
+
+    /// Runs `slipway ARGS --config <this fixture's config>` to completion (bounded).
+    @discardableResult
+    func slipway(_ arguments: [String], config: Bool = true, timeout: Double = 120) throws -> RunResult {
+        try Fixture.run(Fixture.binary, arguments + (config ? ["--config", configPath] : []), timeout: timeout)
+    }
+
+    func pass(timeout: Double = 120) throws -> RunResult {
+        try slipway(["agent", "--once"], timeout: timeout)
+    }
+
+    struct RunResult {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var output: String { stdout + stderr }
+    }
+
+    /// Runs a program with a hard time limit; the process is killed if it overruns.
+    static func run(_ executable: String, _ arguments: [String], timeout: Double, environment: [String: String]? = nil) throws -> RunResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            group.wait()
+            throw FixtureError("\(executable) \(arguments.joined(separator: " ")) timed out after \(timeout)s; stderr: \(String(decoding: errData, as: UTF8.self))")
+        }
+        process.waitUntilExit()
+        group.wait()
+        return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    // MARK: Looking at the result
+
+    func releases(_ app: String = "demo") -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(appsRoot)/\(app)/releases")) ?? []).sorted()
+    }
+
+    func current(_ app: String = "demo") -> String? {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(appsRoot)/\(app)/current"))
+            .map { ($0 as NSString).lastPathComponent }
+    }
+
+    func currentFile(_ relative: String, app: String = "demo") -> String? {
+        read("\(appsRoot)/\(app)/current/\(relative)")
+    }
+
+    func statusJSON() throws -> [String: Any] {
+        let result = try slipway(["status", "--json"])
+        guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw FixtureError("status --json failed: \(result.output)")
+        }
+        return object
+    }
+
+    func appStatus(_ app: String = "demo") throws -> [String: Any] {
+        let apps = try statusJSON()["apps"] as? [[String: Any]] ?? []
+        guard let status = apps.first(where: { $0["app"] as? String == app }) else { throw FixtureError("no status for \(app)") }
+        return status
+    }
+
+    func stagingEntries(_ app: String = "demo") -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: "\(appsRoot)/\(app)/.slipway/staging")) ?? []
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -11,7 +11,7 @@ Builds slipway (release), makes a source repo of FILES files totalling MB megaby
   3. a no-change pass with APPS apps, and the agent's peak RSS.
 Prints a table. Needs git and rsync (installed with apt when missing).
 """
-import argparse, os, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,14 +31,16 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+RSS_PROBE = ("import resource, subprocess, sys, time\n"
+             "t = time.perf_counter()\n"
+             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+
+
 def peak_rss_kb(cmd):
-    """Runs cmd and returns (seconds, max RSS in KiB) of that child alone."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(after, before) if after > before else after
+    """Runs cmd under a fresh probe process, so ru_maxrss is that command's own peak (KiB)."""
+    out = subprocess.run([sys.executable, "-c", RSS_PROBE, *cmd], check=True, stdout=subprocess.PIPE, text=True).stdout.split()
+    return float(out[0]), int(out[1])
 
 
 def disk_kb(*paths):

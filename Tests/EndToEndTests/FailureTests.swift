@@ -177,3 +177,49 @@ struct BrokenYAMLTests {
         #expect(f.current() == before)
     }
 }
+
+@Suite(.timeLimit(.minutes(5)))
+struct ShutdownTests {
+    @Test func sigtermDuringABuildStopsItCleanlyAndTheNextStartDeploys() throws {
+        let f = try Fixture()
+        let good = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: good))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+
+        let slow = try f.commitSource(["index.html": "slow"])
+        let marker = f.root + "/build-started"
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60"))
+        let agent = Process()
+        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
+        agent.arguments = ["agent", "--config", f.configPath]
+        agent.standardOutput = FileHandle.nullDevice
+        agent.standardError = FileHandle.nullDevice
+        try agent.run()
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: marker) && Date() < deadline { usleep(20_000) }
+        #expect(FileManager.default.fileExists(atPath: marker))
+
+        let stopped = Date()
+        kill(agent.processIdentifier, SIGTERM)
+        agent.waitUntilExit()
+        #expect(Date().timeIntervalSince(stopped) < 15)
+        #expect(agent.terminationStatus == 0)
+        #expect(f.current() == before)
+        #expect(f.stagingEntries().isEmpty)
+        let strays = try Fixture.run("/usr/bin/pgrep", ["-f", "\(marker); sleep 60"], timeout: 5)
+        #expect(strays.stdout.isEmpty)
+        let status = try f.appStatus()
+        #expect(status["condition"] as? String == "interrupted")
+        // Not remembered as a failure, so the same desired state is built again on the next start.
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: f.stateDir + "/state.json"))) as? [String: Any]
+        let memory = ((state?["apps"] as? [String: Any])?["demo"] as? [String: Any])?["memory"] as? [String: Any]
+        #expect(memory != nil)
+        #expect(memory?["failure"] == nil)
+
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow))
+        #expect(try f.pass().status == 0)
+        #expect(f.currentFile("frontend/index.html") == "slow")
+    }
+}

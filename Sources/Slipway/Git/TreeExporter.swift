@@ -43,8 +43,8 @@ struct TreeExporter {
         case .file, .executable:
             var oid = entry.oid
             let hex = GitRepository.hex(&oid)
-            try store.place(oid: hex, executable: entry.kind == .executable, at: path, stats: &summary.objects) {
-                try repository.blobBytes(entry.oid, maxBytes: Int.max, describing: relative)
+            try store.place(oid: hex, executable: entry.kind == .executable, at: path, stats: &summary.objects) { write in
+                try repository.withBlob(entry.oid, describing: relative, write)
             }
             summary.files += 1
         case .symlink:

@@ -16,26 +16,34 @@ struct ObjectStore {
         var bytesWritten = 0
     }
 
-    /// Puts the blob `oid` at `destination`, linking the stored object, storing it first when new.
-    func place(oid: String, executable: Bool, at destination: String, stats: inout Stats, content: () throws -> [UInt8]) throws {
+    /// Puts the blob `oid` at `destination`: a link to the stored object when there is one;
+    /// otherwise the file is written at `destination` and then linked into the store, so an
+    /// object only ever appears complete (a crash mid-write leaves no half object behind).
+    /// `content` hands the bytes to the closure it is given, so blobs are written without a copy.
+    func place(oid: String, executable: Bool, at destination: String, stats: inout Stats,
+               content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let object = objectPath(oid: oid, executable: executable)
         if link(object, destination) == 0 {
             stats.linked += 1
             return
         }
-        let linkError = errno
-        if linkError == ENOENT {
-            let bytes = try content()
-            try store(bytes, at: object, executable: executable)
-            stats.written += 1
-            stats.bytesWritten += bytes.count
-            if link(object, destination) == 0 { return }
+        let missing = errno == ENOENT
+        var written = 0
+        try content { bytes in
+            try writeReadOnly(bytes, to: destination, executable: executable)
+            written = bytes.count
         }
-        // EMLINK (too many links), EXDEV, EPERM: a private copy is always correct.
-        let bytes = try content()
-        try writeCopy(bytes, to: destination, executable: executable)
         stats.written += 1
-        stats.bytesWritten += bytes.count
+        stats.bytesWritten += written
+        // EMLINK (too many links), EXDEV, EPERM: the private copy just written is correct as it is.
+        guard missing else { return }
+        let folder = String(object[..<object.lastIndex(of: "/")!])
+        if mkdir(folder, 0o755) != 0 && errno != EEXIST {
+            try FileOps.makeDirectories(folder)
+        }
+        if link(destination, object) != 0 && errno != EEXIST && errno != EMLINK {
+            throw SystemError("storing object", path: object)
+        }
     }
 
     private func objectPath(oid: String, executable: Bool) -> String {
@@ -43,19 +51,7 @@ struct ObjectStore {
         return "\(root)/\(prefix)/\(rest)\(executable ? ".x" : "")"
     }
 
-    private func store(_ bytes: [UInt8], at object: String, executable: Bool) throws {
-        let folder = String(object[..<object.lastIndex(of: "/")!])
-        try FileOps.makeDirectories(folder)
-        let temp = "\(folder)/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        try writeCopy(bytes, to: temp, executable: executable)
-        guard rename(temp, object) == 0 else {
-            let code = errno
-            unlink(temp)
-            throw SystemError("storing object", path: object, code: code)
-        }
-    }
-
-    private func writeCopy(_ bytes: [UInt8], to path: String, executable: Bool) throws {
+    private func writeReadOnly(_ bytes: UnsafeRawBufferPointer, to path: String, executable: Bool) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemError("writing", path: path) }
         defer { close(fd) }
@@ -73,7 +69,7 @@ struct ObjectStore {
                 let path = folder + "/" + name
                 var info = stat()
                 guard lstat(path, &info) == 0 else { continue }
-                if name.hasPrefix(".tmp-") || info.st_nlink <= 1 {
+                if info.st_nlink <= 1 {
                     if unlink(path) == 0 { removed += 1 }
                 }
             }

@@ -6,6 +6,8 @@ import SlipwayCore
 public struct AgentState: Sendable, Codable, Equatable {
     public var manifestsCommit: String?
     public var lastPass: PassSummary?
+    /// Nil when `manifests.verify` is not configured: commits are not verified.
+    public var trust: TrustStatus?
     public var apps: [String: AppStatus] = [:]
 
     public init() {}
@@ -21,7 +23,7 @@ public struct AgentState: Sendable, Codable, Equatable {
 /// One app's status: declared vs running, what happened last, what is wrong.
 public struct AppStatus: Sendable, Codable, Equatable {
     public enum Condition: String, Sendable, Codable {
-        case converged, pinned, failed, invalid, unresolved, removed
+        case converged, pinned, failed, invalid, unresolved, untrusted, removed, interrupted
         case notOnThisHost = "not-on-this-host"
     }
 
@@ -44,7 +46,7 @@ public struct AppStatus: Sendable, Codable, Equatable {
     public var isSettled: Bool {
         switch condition {
         case .converged, .pinned, .removed, .notOnThisHost: return true
-        case .failed, .invalid, .unresolved: return false
+        case .failed, .invalid, .unresolved, .untrusted, .interrupted: return false
         }
     }
 }

@@ -45,7 +45,7 @@ public final class Reconciler: @unchecked Sendable {
 
         let manifests: (commit: String, set: ManifestSet)
         do {
-            manifests = try readManifests()
+            manifests = try readManifests(state: &state)
         } catch {
             let message = "cannot read manifests from \(config.manifests.repo) (branch \(config.manifests.branch)): \(error)"
             logger.error("\(message)")
@@ -88,7 +88,11 @@ public final class Reconciler: @unchecked Sendable {
         }
     }
 
-    private func readManifests() throws -> (commit: String, set: ManifestSet) {
+    private var trustGate: TrustGate? {
+        config.manifests.verify.map { TrustGate(verification: $0, stateDir: config.stateDir, logger: logger) }
+    }
+
+    private func readManifests(state: inout AgentState) throws -> (commit: String, set: ManifestSet) {
         let repo = try GitRepository.openMirror(at: config.stateDir + "/mirrors/manifests.git")
         let branchRef = "refs/heads/\(config.manifests.branch)"
         do {
@@ -98,8 +102,17 @@ public final class Reconciler: @unchecked Sendable {
             guard try repo.referenceTarget(branchRef) != nil else { throw error }
             logger.warning("fetching manifests failed, using the last fetched commit: \(error)")
         }
-        guard let commit = try repo.referenceTarget(branchRef) else {
+        guard let tip = try repo.referenceTarget(branchRef) else {
             throw GitError(operation: "reading \(branchRef)", message: "the branch does not exist", code: -3)
+        }
+        var commit = tip
+        if let gate = trustGate {
+            var trust = state.trust ?? TrustStatus(verified: true)
+            trust.verified = true
+            defer { state.trust = trust }
+            commit = try gate.commitToUse(tip: tip, repo: repo, status: &trust)
+        } else {
+            state.trust = nil
         }
         let folder = config.manifests.path.value
         let files = try repo.files(atCommit: commit, under: folder, matching: ManifestSet.isManifestPath)
@@ -127,6 +140,10 @@ public final class Reconciler: @unchecked Sendable {
         guard entry.manifest.runs(on: config.host) else { return .notOnThisHost }
         switch mirrors.resolve(entry.manifest.source) {
         case .success(let sha):
+            if let gate = trustGate, let repo = try? mirrors.open(entry.manifest.source.repo),
+               let problem = gate.sourceProblem(sha: sha, repo: repo) {
+                return .untrusted(problem)
+            }
             return .resolved(ResolvedApp(manifest: entry.manifest, manifestPath: entry.path, sourceSHA: sha))
         case .failure(let problem):
             return .unresolved(problem.description)
@@ -198,7 +215,12 @@ public final class Reconciler: @unchecked Sendable {
             let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
                                            manifestsCommit: manifestsCommit, logger: logger).run()
             status.lastDeploy = outcome
-            if outcome.result == .succeeded {
+            if outcome.result == .failed && Task.isCancelled {
+                // Stopped by shutdown, not broken: not remembered as a failure, so the next start retries.
+                status.condition = .interrupted
+                status.message = "the deploy was stopped at \(outcome.failedStage ?? .build) by the agent's shutdown; the next pass starts it again"
+                logger.warning("deploy interrupted by shutdown; current stays \(store.current().map(\.description) ?? "unset")")
+            } else if outcome.result == .succeeded {
                 memory.failure = nil
                 status.condition = .converged
                 logger.info("deployed \(outcome.release.map(\.description) ?? "")")
@@ -213,7 +235,11 @@ public final class Reconciler: @unchecked Sendable {
             status.message = "\(failure.stage) failed at \(failure.at.iso8601): \(failure.error)\n"
                 + "not retried until the manifest or source changes; 'slipway deploy \(app)' tries once more"
         case .keepCurrent(let reason):
-            if case .invalid = desired { status.condition = .invalid } else { status.condition = .unresolved }
+            switch desired {
+            case .invalid: status.condition = .invalid
+            case .untrusted: status.condition = .untrusted
+            default: status.condition = .unresolved
+            }
             status.message = reason
             logger.error("keeping the current release: \(reason)")
         case .retire(let reason):

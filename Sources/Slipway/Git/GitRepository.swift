@@ -117,6 +117,15 @@ public final class GitRepository {
         return Array(UnsafeRawBufferPointer(start: raw, count: size))
     }
 
+    /// Calls `body` with the blob's bytes in place (no copy); the buffer is valid only inside `body`.
+    func withBlob<T>(_ oid: git_oid, describing path: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        var oid = oid
+        var blob: OpaquePointer?
+        try GitError.check("reading \(path)", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        return try body(UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob))))
+    }
+
     static func hex(_ oid: UnsafePointer<git_oid>?) -> String {
         guard let oid else { return "" }
         var buffer = [CChar](repeating: 0, count: Int(GIT_OID_HEXSZ) + 1)

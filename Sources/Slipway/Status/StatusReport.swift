@@ -8,6 +8,8 @@ public struct StatusReport: Sendable, Codable {
     public var manifests: Manifests
     public var agentPID: Int32?
     public var lastPass: AgentState.PassSummary?
+    /// Nil when manifests commits are not verified.
+    public var trust: TrustStatus?
     public var apps: [App]
 
     public struct Manifests: Sendable, Codable {
@@ -48,7 +50,8 @@ public struct StatusReport: Sendable, Codable {
         }
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
-                            agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass, apps: apps)
+                            agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
+                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps)
     }
 
     public func json() throws -> String {
@@ -68,6 +71,15 @@ public struct StatusReport: Sendable, Codable {
             if let error = lastPass.error { pass += ": \(error)" }
         }
         lines.append("host \(host) · manifests \(manifests.branch) @ \(commit) · \(agent) · \(pass)")
+        if let trust {
+            let last = trust.lastVerifiedCommit.map { "last verified \($0.prefix(12))" + (trust.lastVerifiedSigner.map { " by \($0)" } ?? "") } ?? "nothing verified yet"
+            lines.append("signed commits required: \(last)")
+            if let refused = trust.refused {
+                lines.append("! refused manifests commit \(refused.commit.prefix(12)) (\(refused.reason)): \(refused.message)")
+            }
+        } else {
+            lines.append("manifests commits are not verified (no manifests.verify in the agent config)")
+        }
         lines.append("")
         guard !apps.isEmpty else {
             lines.append("no apps yet")

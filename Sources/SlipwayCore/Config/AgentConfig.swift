@@ -12,6 +12,21 @@ public struct AgentConfig: Sendable, Equatable {
         public var branch: String
         /// The folder of the repo that holds manifests; root for the whole repo.
         public var path: RelativePath
+        /// Signature checks; nil means commits are not verified (and `status` says so).
+        public var verify: Verification?
+
+        public init(repo: String, branch: String = "main", path: RelativePath = RelativePath("manifests")!, verify: Verification? = nil) {
+            self.repo = repo
+            self.branch = branch
+            self.path = path
+            self.verify = verify
+        }
+    }
+
+    /// `manifests.verify`: which keys may sign the manifests branch (and, with `sources`, each app's source commit).
+    public struct Verification: Sendable, Equatable {
+        public var allowedSigners: String
+        public var sources: Bool
     }
 
     public static let defaultPath = "/etc/slipway/agent.yaml"
@@ -48,7 +63,7 @@ public struct AgentConfig: Sendable, Equatable {
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
-            guard let fields = reader.fields(of: node, named: "manifests", known: ["repo", "branch", "path"]) else { return nil }
+            guard let fields = reader.fields(of: node, named: "manifests", known: ["repo", "branch", "path", "verify"]) else { return nil }
             let repo = fields.required("repo", example: "/srv/git/manifests.git").flatMap { node -> String? in
                 guard let text = reader.nonEmptyString(node, "manifests.repo") else { return nil }
                 guard SourceLocation.isAcceptable(text) else {
@@ -68,8 +83,22 @@ public struct AgentConfig: Sendable, Equatable {
             if let node = fields["path"], let value = reader.path(node, "manifests.path", allowRoot: true) {
                 path = value
             }
+            var verify: Verification?
+            if let node = fields["verify"], let verifyFields = reader.fields(of: node, named: "manifests.verify", known: ["allowed_signers", "sources"]) {
+                let signers = verifyFields.required("allowed_signers", example: "/etc/slipway/allowed_signers").flatMap { node -> String? in
+                    guard let text = reader.nonEmptyString(node, "manifests.verify.allowed_signers") else { return nil }
+                    guard text.hasPrefix("/") else {
+                        reader.report("manifests.verify.allowed_signers must be an absolute path, not '\(text)'", at: node.mark,
+                                      hint: "for example /etc/slipway/allowed_signers")
+                        return nil
+                    }
+                    return text
+                }
+                let sources = verifyFields["sources"].flatMap { reader.bool($0, "manifests.verify.sources") } ?? false
+                if let signers { verify = Verification(allowedSigners: signers, sources: sources) }
+            }
             guard let repo else { return nil }
-            return ManifestsSource(repo: repo, branch: branch, path: path)
+            return ManifestsSource(repo: repo, branch: branch, path: path, verify: verify)
         }
 
         func absolute(_ key: String, default value: String) -> String {

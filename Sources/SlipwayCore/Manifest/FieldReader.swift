@@ -75,6 +75,15 @@ final class FieldReader {
         return value
     }
 
+    func bool(_ node: YAMLNode, _ what: String) -> Bool? {
+        if case .scalar(let text, true) = node.content {
+            if ["true", "yes", "on"].contains(text.lowercased()) { return true }
+            if ["false", "no", "off"].contains(text.lowercased()) { return false }
+        }
+        report("\(what) must be true or false, not \(Self.quote(node))", at: node.mark)
+        return nil
+    }
+
     func duration(_ node: YAMLNode, _ what: String, atLeast minimum: Duration = .milliseconds(1)) -> Duration? {
         guard let text = string(node, what) else { return nil }
         guard let value = DurationText.parse(text) else {

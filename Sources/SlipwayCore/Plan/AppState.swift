@@ -6,6 +6,8 @@ public enum DesiredApp: Sendable, Equatable {
     case invalid(Diagnostics)
     /// The source could not be fetched or the ref not resolved.
     case unresolved(String)
+    /// The source commit is not signed by an allowed key (`verify.sources: true`).
+    case untrusted(String)
     /// The manifest's `hosts` leaves this host out.
     case notOnThisHost
     /// No manifest names this app any more.

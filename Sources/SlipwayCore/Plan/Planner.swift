@@ -34,7 +34,7 @@ public enum Planner {
         case .invalid(let diagnostics):
             let first = diagnostics.items.first.map(\.description) ?? "invalid manifest"
             return AppPlan(action: .keepCurrent(reason: first), clearsPin: false, consumesRetry: false)
-        case .unresolved(let reason):
+        case .unresolved(let reason), .untrusted(let reason):
             return AppPlan(action: .keepCurrent(reason: reason), clearsPin: false, consumesRetry: false)
         case .notOnThisHost:
             return AppPlan(action: .retire(reason: "not scheduled on this host"), clearsPin: false, consumesRetry: false)

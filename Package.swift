@@ -40,7 +40,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .testTarget(name: "SlipwayCoreTests", dependencies: ["SlipwayCore"]),
+        .testTarget(name: "SlipwayCoreTests", dependencies: [
+            "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "SlipwayTests", dependencies: ["Slipway", "SlipwayCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["slipway", "SlipwayCore"]),
     ]

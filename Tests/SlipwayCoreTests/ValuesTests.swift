@@ -167,6 +167,13 @@ import Foundation
         #expect(config.pollInterval == .seconds(5))
     }
 
+    @Test func verification() throws {
+        let config = try decode("manifests: {repo: /m, verify: {allowed_signers: /etc/slipway/allowed_signers, sources: true}}\n").get()
+        #expect(config.manifests.verify == .init(allowedSigners: "/etc/slipway/allowed_signers", sources: true))
+        #expect(try decode("manifests: {repo: /m, verify: {allowed_signers: /a}}\n").get().manifests.verify?.sources == false)
+        #expect(try decode("manifests: {repo: /m}\n").get().manifests.verify == nil)
+    }
+
     @Test func errors() {
         func problems(_ text: String) -> String {
             if case .failure(let d) = decode(text) { return d.description }
@@ -182,5 +189,9 @@ import Foundation
         #expect(problems("manifests: {repo: /m, branch: 'a b'}\n").contains("not a valid branch name"))
         #expect(problems("manifests: {repo: /m, path: ../x}\n").contains("manifests.path '../x' is not allowed"))
         #expect(problems("manifests: {repo: relative}\n").contains("manifests.repo 'relative' is not a repository location"))
+        #expect(problems("manifests: {repo: /m, verify: {}}\n").contains("missing the required key 'allowed_signers'"))
+        #expect(problems("manifests: {repo: /m, verify: {allowed_signers: rel}}\n").contains("must be an absolute path"))
+        #expect(problems("manifests: {repo: /m, verify: {allowed_signers: /a, sources: maybe}}\n").contains("manifests.verify.sources must be true or false, not 'maybe'"))
+        #expect(problems("manifests: {repo: /m, verify: {allowed_signer: /a}}\n").contains("did you mean 'allowed_signers'?"))
     }
 }

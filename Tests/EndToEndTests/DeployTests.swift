@@ -33,6 +33,13 @@ struct DeployTests {
         // current is a relative symlink into releases/.
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(f.appsRoot)/demo/current") == "releases/\(id)")
         #expect(f.stagingEntries().isEmpty)
+
+        // Metrics in Prometheus text format, named by stage.
+        let metrics = f.read(f.stateDir + "/metrics.prom") ?? ""
+        #expect(metrics.contains("# TYPE slipway_deploys_total counter"))
+        #expect(metrics.contains("slipway_deploys_total{app=\"demo\",result=\"succeeded\"} 1"))
+        #expect(metrics.contains("slipway_stage_duration_seconds_count{stage=\"build\"} 1"))
+        #expect(metrics.contains("slipway_passes_total 1"))
     }
 
     @Test func changingTheRefDeploysTheNewCommitAndAnUnchangedPassIsANoOp() throws {

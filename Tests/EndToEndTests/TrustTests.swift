@@ -115,6 +115,13 @@ struct TrustTests {
         #expect(refusal?["commit"] as? String == unsigned)
         #expect(refusal?["reason"] as? String == "unsigned")
         #expect(try s.trust()["lastVerifiedCommit"] as? String == good)
+        // …and a metric names the refused commit (Prometheus text in state_dir/metrics.prom).
+        let metrics = s.f.read(s.f.stateDir + "/metrics.prom") ?? ""
+        let refusedLine = metrics.split(separator: "\n").first { $0.hasPrefix("slipway_manifests_refused{") }
+        #expect(refusedLine?.contains("commit=\"\(unsigned)\"") == true)
+        #expect(refusedLine?.contains("reason=\"unsigned\"") == true)
+        #expect(refusedLine?.hasSuffix(" 1.0") == true)
+        #expect(metrics.contains("slipway_manifests_refusals_total{reason=\"unsigned\"} 1"))
 
         // Signed by a key that is not allowed: refused, with that key's fingerprint.
         let forged = try s.manifest(s.f.manifest(ref: v2, keep: 4), key: mallory)
@@ -130,6 +137,7 @@ struct TrustTests {
         #expect(try s.f.pass().status == 0)
         #expect(s.f.currentFile("frontend/index.html") == "v2")
         #expect(try s.trust()["refused"] == nil)
+        #expect(!(s.f.read(s.f.stateDir + "/metrics.prom") ?? "").contains("slipway_manifests_refused{"))
     }
 
     @Test func aCommitAlteredAfterSigningIsRefused() throws {

@@ -23,8 +23,10 @@ public final class Reconciler: @unchecked Sendable {
     let mirrors: SourceMirrors
     let stateFile: StateFile
     let requests: OperatorRequests
+    public let metrics: AgentMetrics
 
-    public init(config: AgentConfig, logger: Logger) {
+    public init(config: AgentConfig, logger: Logger, metrics: AgentMetrics = AgentMetrics()) {
+        self.metrics = metrics
         self.config = config
         self.logger = logger
         self.mirrors = SourceMirrors(stateDir: config.stateDir)
@@ -51,7 +53,7 @@ public final class Reconciler: @unchecked Sendable {
             logger.error("\(message)")
             result.error = message
             state.lastPass = .init(startedAt: started, finishedAt: .now, converged: false, error: message)
-            save(state)
+            finish(state, converged: false)
             return result
         }
         if state.manifestsCommit != manifests.commit {
@@ -76,8 +78,18 @@ public final class Reconciler: @unchecked Sendable {
             save(state)
         }
         state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: nil)
-        save(state)
+        finish(state, converged: result.converged)
         return result
+    }
+
+    private func finish(_ state: AgentState, converged: Bool) {
+        save(state)
+        metrics.passFinished(converged: converged)
+        do {
+            try metrics.write(stateDir: config.stateDir)
+        } catch {
+            logger.warning("cannot write metrics: \(error)")
+        }
     }
 
     private func save(_ state: AgentState) {
@@ -109,7 +121,12 @@ public final class Reconciler: @unchecked Sendable {
         if let gate = trustGate {
             var trust = state.trust ?? TrustStatus(verified: true)
             trust.verified = true
-            defer { state.trust = trust }
+            let previousRefusal = trust.refused
+            defer {
+                state.trust = trust
+                metrics.manifestsRefused(trust.refused, isNew: trust.refused != nil
+                    && (trust.refused?.commit != previousRefusal?.commit || trust.refused?.reason != previousRefusal?.reason))
+            }
             commit = try gate.commitToUse(tip: tip, repo: repo, status: &trust)
         } else {
             state.trust = nil
@@ -215,6 +232,7 @@ public final class Reconciler: @unchecked Sendable {
             let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
                                            manifestsCommit: manifestsCommit, logger: logger).run()
             status.lastDeploy = outcome
+            metrics.deployFinished(app: app, outcome: outcome)
             if outcome.result == .failed && Task.isCancelled {
                 // Stopped by shutdown, not broken: not remembered as a failure, so the next start retries.
                 status.condition = .interrupted

@@ -1,0 +1,69 @@
+import Foundation
+import Prometheus
+import SlipwayCore
+
+/// The agent's Prometheus metrics, named after the deploy stages. After every pass they are
+/// written to `state_dir/metrics.prom` in the text format (point node_exporter's textfile
+/// collector at it); counters count since the agent process started.
+public final class AgentMetrics: @unchecked Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let passes: Counter
+    private let lock = NSLock()
+    private var refusedGauge: Gauge?
+
+    public init() {
+        passes = registry.makeCounter(descriptor: Self.name("passes", unit: "total", help: "Reconcile passes run."))
+    }
+
+    static func name(_ metric: String, unit: String = "", help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "slipway", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    func passFinished(converged: Bool) {
+        passes.increment()
+        registry.makeGauge(descriptor: Self.name("last_pass_converged", help: "1 when the last pass converged.")).set(to: converged ? 1 : 0)
+    }
+
+    func deployFinished(app: AppName, outcome: DeployOutcome) {
+        registry.makeCounter(descriptor: Self.name("deploys", unit: "total", help: "Deploys by app and result."),
+                             labels: [("app", app.value), ("result", outcome.result.rawValue)]).increment()
+        for timing in outcome.stages {
+            registry.makeDurationHistogram(descriptor: Self.name("stage_duration", unit: "seconds", help: "How long each deploy stage took."),
+                                           labels: [("stage", timing.stage.rawValue)], buckets: Self.buckets)
+                .record(.milliseconds(timing.milliseconds))
+        }
+        if outcome.result == .succeeded {
+            registry.makeGauge(descriptor: Self.name("last_success_timestamp", unit: "seconds", help: "When the app's last deploy succeeded (Unix time)."),
+                               labels: [("app", app.value)])
+                .set(to: Double(outcome.finishedAt.millisecondsSinceEpoch) / 1000)
+        }
+    }
+
+    /// Sets (or clears, with nil) the refused manifests commit; counts each new refusal.
+    func manifestsRefused(_ refusal: TrustStatus.Refusal?, isNew: Bool) {
+        lock.withLock {
+            if let old = refusedGauge {
+                registry.unregisterGauge(old)
+                refusedGauge = nil
+            }
+            guard let refusal else { return }
+            if isNew {
+                registry.makeCounter(descriptor: Self.name("manifests_refusals", unit: "total", help: "Manifests branch tips refused by signature or history checks."),
+                                     labels: [("reason", refusal.reason)]).increment()
+            }
+            let gauge = registry.makeGauge(descriptor: Self.name("manifests_refused", help: "1 while the agent refuses this manifests commit."),
+                                           labels: [("commit", refusal.commit), ("reason", refusal.reason), ("fingerprint", refusal.fingerprint ?? "")])
+            gauge.set(to: 1)
+            refusedGauge = gauge
+        }
+    }
+
+    static let buckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5),
+                                      .seconds(30), .seconds(120), .seconds(600), .seconds(1800)]
+
+    public func text() -> String { registry.emitToString() }
+
+    func write(stateDir: String) throws {
+        try FileOps.writeAtomically(Array(text().utf8), to: stateDir + "/metrics.prom", mode: 0o644)
+    }
+}

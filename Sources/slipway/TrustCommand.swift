@@ -21,6 +21,9 @@ struct TrustCommand: AsyncParsableCommand {
     @Flag(help: "Accept the next signed tip that does not descend from the last verified commit, once.")
     var allowRewind = false
 
+    @Option(help: ArgumentHelp("Verify this commit of the manifests mirror now and say why it would be accepted or refused.", valueName: "commit"))
+    var check: String?
+
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
@@ -28,6 +31,12 @@ struct TrustCommand: AsyncParsableCommand {
                 throw CLIError("manifests commits are not verified on this host: add manifests.verify to \(options.config)")
             }
             let trust = StateFile(stateDir: config.stateDir).load().trust
+            if let check {
+                let report = try TrustCheck.run(commit: check, config: config)
+                print(report.text)
+                if !report.accepted { throw ExitCode(1) }
+                return
+            }
             if allowRewind {
                 try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
                 try Data("allowed by an operator at \(UTCTime.now.iso8601)\n".utf8).write(to: URL(fileURLWithPath: TrustGateFiles.rewind(config)))

@@ -123,6 +123,14 @@ struct TrustTests {
         #expect(refusedLine?.hasSuffix(" 1.0") == true)
         #expect(metrics.contains("slipway_manifests_refusals_total{reason=\"unsigned\"} 1"))
 
+        // `slipway trust --check` gives the same verdicts on demand.
+        let checkGood = try s.f.slipway(["trust", "--check", good])
+        #expect(checkGood.status == 0)
+        #expect(checkGood.stdout.contains("signed by alice@slipway.test SHA256:"))
+        let checkUnsigned = try s.f.slipway(["trust", "--check", unsigned])
+        #expect(checkUnsigned.status == 1)
+        #expect(checkUnsigned.stdout.contains("refused (unsigned)"))
+
         // Signed by a key that is not allowed: refused, with that key's fingerprint.
         let forged = try s.manifest(s.f.manifest(ref: v2, keep: 4), key: mallory)
         #expect(try !s.sshKeygenAccepts(forged, in: s.f.manifestsRepo))

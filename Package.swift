@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Debian's libgit2 and libyaml, linked as shared system libraries (security updates come from apt).
@@ -35,6 +37,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "slipway", dependencies: [
             "Slipway", "SlipwayCore",
@@ -46,6 +53,8 @@ let package = Package(
             "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "SlipwayTests", dependencies: ["Slipway", "SlipwayCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["slipway", "SlipwayCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "slipway", "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
     ]
 )

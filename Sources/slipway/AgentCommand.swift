@@ -49,11 +49,12 @@ struct AgentCommand: AsyncParsableCommand {
             }
             logger.info("agent starting", metadata: ["host": "\(config.host)", "manifests": "\(config.manifests.repo)",
                                                      "branch": "\(config.manifests.branch)", "pid": "\(getpid())"])
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: AgentService(config: config, logger: logger),
-                                 successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            let runtime = AgentRuntime(config: config)
+            // The agent loop first: on shutdown it stops first (cancelling a build), then the API.
+            let services: [ServiceGroupConfiguration.ServiceConfiguration] =
+                [.init(service: AgentService(runtime: runtime, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)]
+                + AgentAPI.services(runtime: runtime, logger: logger).map { .init(service: $0) }
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

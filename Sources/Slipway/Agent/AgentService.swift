@@ -3,38 +3,33 @@ import Logging
 import ServiceLifecycle
 import SlipwayCore
 
-/// The long-running agent: a pass at start, then one per `poll_interval` or whenever woken
-/// (SIGHUP from `slipway deploy`/`rollback`). Wake-ups that arrive during a pass coalesce into
+/// The long-running agent: a pass at start, then one per `poll_interval`, or whenever woken (a
+/// push notification, `slipway deploy`, SIGHUP). Wake-ups that arrive during a pass coalesce into
 /// one more pass. On graceful shutdown the pass in flight is cancelled: a running build is
 /// stopped, its staging removed, and `current` stays where it was.
 public struct AgentService: Service {
-    let config: AgentConfig
-    let pollInterval: Duration
+    let runtime: AgentRuntime
     let logger: Logger
-    private let wakeups: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
 
-    public init(config: AgentConfig, logger: Logger) {
-        self.config = config
-        self.pollInterval = config.pollInterval
+    public init(runtime: AgentRuntime, logger: Logger) {
+        self.runtime = runtime
         self.logger = logger
-        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public func run() async throws {
-        let reconciler = Reconciler(config: config, logger: logger)
-        let hangup = Self.onSignal(SIGHUP) { [wake] in wake.yield() }
+        let reconciler = Reconciler(config: runtime.config, logger: logger, runtime: runtime)
+        let hangup = Self.onSignal(SIGHUP) { [runtime] in runtime.wake() }
         defer { hangup.cancel() }
-        let ticker = Task { [wake, pollInterval] in
+        let ticker = Task { [runtime] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: pollInterval)
-                wake.yield()
+                try? await Task.sleep(for: runtime.config.pollInterval)
+                runtime.wake()
             }
         }
         defer { ticker.cancel() }
 
-        wake.yield()
-        for await _ in wakeups.cancelOnGracefulShutdown() {
+        runtime.wake()
+        for await _ in runtime.wakeups.cancelOnGracefulShutdown() {
             let result = await cancelWhenGracefulShutdown { await reconciler.pass() }
             if result.converged {
                 logger.debug("pass converged")

@@ -24,9 +24,12 @@ public final class Reconciler: @unchecked Sendable {
     let stateFile: StateFile
     let requests: OperatorRequests
     public let metrics: AgentMetrics
+    /// Present in a running agent (absent for `--once` and offline CLI passes).
+    let runtime: AgentRuntime?
 
-    public init(config: AgentConfig, logger: Logger, metrics: AgentMetrics = AgentMetrics()) {
-        self.metrics = metrics
+    public init(config: AgentConfig, logger: Logger, runtime: AgentRuntime? = nil) {
+        self.metrics = runtime?.metrics ?? AgentMetrics()
+        self.runtime = runtime
         self.config = config
         self.logger = logger
         self.mirrors = SourceMirrors(stateDir: config.stateDir)
@@ -117,6 +120,7 @@ public final class Reconciler: @unchecked Sendable {
         guard let tip = try repo.referenceTarget(branchRef) else {
             throw GitError(operation: "reading \(branchRef)", message: "the branch does not exist", code: -3)
         }
+        runtime?.saw(tip: tip)
         var commit = tip
         if let gate = trustGate {
             var trust = state.trust ?? TrustStatus(verified: true)

@@ -58,6 +58,11 @@ public final class AgentMetrics: @unchecked Sendable {
         }
     }
 
+    func notifyRequest(outcome: String) {
+        registry.makeCounter(descriptor: Self.name("notify_requests", unit: "total", help: "Push notifications received, by outcome."),
+                             labels: [("outcome", outcome)]).increment()
+    }
+
     static let buckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5),
                                       .seconds(30), .seconds(120), .seconds(600), .seconds(1800)]
 

@@ -6,6 +6,35 @@ public struct AgentConfig: Sendable, Equatable {
     public var appsRoot: String
     public var stateDir: String
     public var pollInterval: Duration
+    /// The HTTP API's TCP address (`host:port`); nil when `listen: off`.
+    public var listen: ListenAddress?
+    /// The local CLI's unix socket.
+    public var socketPath: String
+    /// The shared secret's file for signed push notifications; nil: `POST /v1/notify` is refused.
+    public var notifySecretFile: String?
+
+    public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `127.0.0.1:7070`, `[::1]:7070`, `localhost:0` (0: any free port).
+        public init?(_ text: String) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+            var host = String(text[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty, !host.contains(" ") else { return nil }
+            self.init(host: host, port: port)
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 7070)
 
     public struct ManifestsSource: Sendable, Equatable {
         public var repo: String
@@ -41,6 +70,9 @@ public struct AgentConfig: Sendable, Equatable {
         self.appsRoot = appsRoot
         self.stateDir = stateDir
         self.pollInterval = pollInterval
+        self.listen = AgentConfig.defaultListen
+        self.socketPath = stateDir + "/agent.sock"
+        self.notifySecretFile = nil
     }
 
     /// Parses and validates agent.yaml. `hostname` is the machine's name, the default for `host`.
@@ -59,7 +91,8 @@ public struct AgentConfig: Sendable, Equatable {
 
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
-                                      known: ["host", "manifests", "apps_root", "state_dir", "poll_interval"]) else { return nil }
+                                      known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
+                                                              "listen", "socket", "notify"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -117,7 +150,34 @@ public struct AgentConfig: Sendable, Equatable {
             pollInterval = value
         }
 
+        var listen: ListenAddress? = defaultListen
+        if let node = top["listen"], let text = reader.nonEmptyString(node, "listen") {
+            if text == "off" {
+                listen = nil
+            } else if let address = ListenAddress(text) {
+                listen = address
+            } else {
+                reader.report("listen must be host:port or 'off', not '\(text)'", at: node.mark, hint: "for example 127.0.0.1:7070")
+            }
+        }
+        let socketPath = absolute("socket", default: stateDir + "/agent.sock")
+        var secretFile: String?
+        if let node = top["notify"], let fields = reader.fields(of: node, named: "notify", known: ["secret_file"]) {
+            secretFile = fields.required("secret_file", example: "/etc/slipway/notify.secret").flatMap { node -> String? in
+                guard let text = reader.nonEmptyString(node, "notify.secret_file") else { return nil }
+                guard text.hasPrefix("/") else {
+                    reader.report("notify.secret_file must be an absolute path, not '\(text)'", at: node.mark)
+                    return nil
+                }
+                return text
+            }
+        }
+
         guard let manifests else { return nil }
-        return AgentConfig(host: host, manifests: manifests, appsRoot: appsRoot, stateDir: stateDir, pollInterval: pollInterval)
+        var config = AgentConfig(host: host, manifests: manifests, appsRoot: appsRoot, stateDir: stateDir, pollInterval: pollInterval)
+        config.listen = listen
+        config.socketPath = socketPath
+        config.notifySecretFile = secretFile
+        return config
     }
 }

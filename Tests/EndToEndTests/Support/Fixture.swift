@@ -30,6 +30,7 @@ final class Fixture {
         apps_root: \(appsRoot)
         state_dir: \(stateDir)
         poll_interval: 1s
+        listen: 127.0.0.1:0
         """, to: configPath)
     }
 

@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// What the agent's services share: the wake-up channel that starts a pass, the metrics, and the
+/// newest commit a push notification announced (so a deploy in flight can see it is superseded).
+public final class AgentRuntime: Sendable {
+    public let config: AgentConfig
+    public let metrics: AgentMetrics
+    let wakeups: AsyncStream<Void>
+    private let wakeContinuation: AsyncStream<Void>.Continuation
+    private let announced = Mutex<Announcement?>(nil)
+    private let seenTip = Mutex<String?>(nil)
+
+    struct Announcement: Sendable {
+        var commit: String
+        var at: ContinuousClock.Instant
+    }
+
+    public init(config: AgentConfig, metrics: AgentMetrics = AgentMetrics()) {
+        self.config = config
+        self.metrics = metrics
+        // Wake-ups coalesce: however many arrive during a pass, one more pass follows.
+        (wakeups, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks for a pass as soon as the current one (if any) ends.
+    public func wake() {
+        wakeContinuation.yield()
+    }
+
+    /// A push announced `commit` as the branch's new tip. Returns false when a pass has already
+    /// read that tip: the notification is redundant, and a burst of them costs no extra passes.
+    @discardableResult
+    func announce(commit: String) -> Bool {
+        announced.withLock { $0 = Announcement(commit: commit, at: .now) }
+        if seenTip.withLock({ $0 == commit }) { return false }
+        wake()
+        return true
+    }
+
+    /// A pass fetched the manifests branch and found `tip`.
+    func saw(tip: String) {
+        seenTip.withLock { $0 = tip }
+    }
+
+    /// The commit announced since `instant`, if any.
+    func announcement(since instant: ContinuousClock.Instant) -> String? {
+        announced.withLock { value in
+            guard let value, value.at >= instant else { return nil }
+            return value.commit
+        }
+    }
+
+    func finish() {
+        wakeContinuation.finish()
+    }
+}
+
+/// A small lock-protected box (Synchronization's Mutex needs macOS 15; this works everywhere).
+final class Mutex<Value: Sendable>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

@@ -1,0 +1,251 @@
+import Crypto
+import Foundation
+import Testing
+
+/// The agent's HTTP API and push notifications, on real sockets on loopback.
+@Suite(.timeLimit(.minutes(5)))
+struct APITests {
+    /// A running agent with push notifications enabled and polling effectively off.
+    final class RunningAgent {
+        let f: Fixture
+        let process = Process()
+        let secret = "s3cret-\(UInt64.random(in: 0...UInt64.max))"
+        var secretFile: String { f.root + "/notify.secret" }
+        var base = ""
+
+        init(manifestsRepo: String? = nil, pollInterval: String = "1h", extra: String = "") throws {
+            f = try Fixture(name: "api")
+            try f.write(secret + "\n", to: secretFile)
+            try f.write("""
+            host: web-1
+            manifests:
+              repo: \(manifestsRepo ?? f.manifestsRepo)
+            apps_root: \(f.appsRoot)
+            state_dir: \(f.stateDir)
+            poll_interval: \(pollInterval)
+            listen: 127.0.0.1:0
+            notify:
+              secret_file: \(secretFile)
+            \(extra)
+            """, to: f.configPath)
+        }
+
+        func start() throws {
+            process.executableURL = URL(fileURLWithPath: Fixture.binary)
+            process.arguments = ["agent", "--config", f.configPath]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            let log = f.root + "/agent.log"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: log)
+            try process.run()
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if let addr = f.read(f.stateDir + "/http.addr")?.trimmingCharacters(in: .whitespacesAndNewlines), !addr.isEmpty,
+                   (try? get("/healthz", base: "http://\(addr)").status) == 200 {
+                    base = "http://\(addr)"
+                    return
+                }
+                usleep(50_000)
+            }
+            throw FixtureError("the agent did not start listening: \(f.read(log) ?? "")")
+        }
+
+        var log: String { f.read(f.root + "/agent.log") ?? "" }
+
+        func stop() {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGTERM)
+                let deadline = Date().addingTimeInterval(15)
+                while process.isRunning && Date() < deadline { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+        }
+
+        deinit { stop() }
+
+        func get(_ path: String, base: String? = nil) throws -> (status: Int, body: String) {
+            try curl(["-sS", "-o", "-", "-w", "\n%{http_code}", (base ?? self.base) + path])
+        }
+
+        func curl(_ args: [String]) throws -> (status: Int, body: String) {
+            let result = try Fixture.run("/usr/bin/curl", ["--max-time", "10"] + args, timeout: 20)
+            var lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            let code = Int(lines.popLast() ?? "") ?? 0
+            return (code, lines.joined(separator: "\n"))
+        }
+
+        /// POSTs a notification; `sign` false sends none, `secret` overrides the key, `timestamp` the time.
+        func notify(after: String, ref: String = "refs/heads/main", sign: Bool = true, secret: String? = nil,
+                    timestamp: Int? = nil, body: String? = nil, replay: (String, String)? = nil) throws -> (status: Int, body: String, headers: (String, String)) {
+            let payload = body ?? "{\"ref\":\"\(ref)\",\"before\":\"\(String(repeating: "0", count: 40))\",\"after\":\"\(after)\",\"pushed_at\":\"\(Date())\"}"
+            let ts = String(timestamp ?? Int(Date().timeIntervalSince1970))
+            let key = SymmetricKey(data: Array((secret ?? self.secret).utf8))
+            let mac = HMAC<SHA256>.authenticationCode(for: Array("\(ts).\(payload)".utf8), using: key)
+            let signature = "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+            let headers = replay ?? (ts, signature)
+            let bodyFile = f.root + "/body-\(UUID().uuidString)"
+            try f.write(payload, to: bodyFile)
+            var args = ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@\(bodyFile)"]
+            if sign { args += ["-H", "X-Slipway-Timestamp: \(headers.0)", "-H", "X-Slipway-Signature: \(headers.1)"] }
+            let result = try curl(args + [base + "/v1/notify"])
+            return (result.status, result.body, headers)
+        }
+
+        func passes() throws -> Int {
+            let metrics = try get("/metrics").body
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("slipway_passes_total ") }
+            return line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        }
+
+        func waitFor(_ condition: () throws -> Bool, seconds: Double = 20) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try condition() { return true }
+                usleep(50_000)
+            }
+            return try condition()
+        }
+    }
+
+    @Test func healthStatusAndMetricsAreServedOnTCPAndTheUnixSocket() throws {
+        let a = try RunningAgent()
+        let sha = try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: sha))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.current() != nil })
+        #expect(try a.get("/healthz").body == "ok\n")
+        let status = try JSONSerialization.jsonObject(with: Data(a.get("/v1/status").body.utf8)) as? [String: Any]
+        #expect((status?["apps"] as? [[String: Any]])?.first?["app"] as? String == "demo")
+        #expect(status?["agentPID"] as? Int == Int(a.process.processIdentifier))
+
+        // Prometheus text: every sample line is `name{labels} value`, every family typed.
+        let metrics = try a.get("/metrics").body
+        let samples = metrics.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+        #expect(!samples.isEmpty)
+        for sample in samples {
+            let parts = sample.split(separator: " ")
+            #expect(parts.count == 2 && Double(parts[1]) != nil, "bad sample line: \(sample)")
+            let name = parts[0].split(separator: "{")[0]
+            let family = name.replacingOccurrences(of: "_bucket", with: "").replacingOccurrences(of: "_count", with: "").replacingOccurrences(of: "_sum", with: "")
+            #expect(metrics.contains("# TYPE \(family) "), "untyped family \(family)")
+        }
+        #expect(metrics.contains("slipway_deploys_total{app=\"demo\",result=\"succeeded\"} 1"))
+
+        let socket = a.f.stateDir + "/agent.sock"
+        var info = stat()
+        #expect(lstat(socket, &info) == 0 && info.st_mode & 0o777 == 0o660)
+        let overSocket = try a.curl(["-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", socket, "http://localhost/healthz"])
+        #expect(overSocket.status == 200)
+        // The local-only pass trigger is not on TCP.
+        #expect(try a.curl(["-sS", "-o", "/dev/null", "-w", "\n%{http_code}", "-X", "POST", a.base + "/v1/pass"]).status == 404)
+    }
+
+    @Test func aSignedNotificationTriggersAPassAndForgeriesTriggerNothing() throws {
+        let a = try RunningAgent()
+        try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: "main"))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
+        #expect(a.waitFor { (try? a.passes()) == 1 })
+
+        let v2 = try a.f.commitSource(["index.html": "v2"])
+        // Forged, unsigned, stale, malformed, oversized, other branch: refused (or ignored), no pass.
+        #expect(try a.notify(after: v2, sign: false).status == 401)
+        #expect(try a.notify(after: v2, secret: "wrong").status == 401)
+        #expect(try a.notify(after: v2, timestamp: Int(Date().timeIntervalSince1970) - 600).status == 401)
+        #expect(try a.notify(after: v2, body: "{\"ref\": 1}").status == 400)
+        #expect(try a.notify(after: v2, body: "not json").status == 400)
+        #expect(try a.notify(after: "nothex", body: nil).status == 400)
+        #expect(try a.notify(after: v2, body: "{\"pad\":\"" + String(repeating: "x", count: 70_000) + "\"}").status == 413)
+        #expect(try a.notify(after: v2, ref: "refs/heads/other").status == 202)
+        usleep(1_500_000)
+        #expect(try a.passes() == 1)
+        #expect(a.f.currentFile("frontend/index.html") == "v1")
+        #expect(!a.log.contains(a.secret))
+
+        // A valid one triggers a pass; the same request replayed is refused.
+        let accepted = try a.notify(after: v2)
+        #expect(accepted.status == 202)
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v2" })
+        let replayed = try a.notify(after: v2, replay: accepted.headers)
+        #expect(replayed.status == 401)
+        #expect(replayed.body.contains("already received"))
+
+        let metrics = try a.get("/metrics").body
+        for outcome in ["unsigned", "bad-signature", "stale", "bad-body", "too-large", "ignored", "accepted", "replayed"] {
+            #expect(metrics.contains("slipway_notify_requests_total{outcome=\"\(outcome)\"}"), "no count for \(outcome)")
+        }
+    }
+
+    @Test func aBurstOfFiftyNotificationsCoalescesIntoAtMostTwoPasses() throws {
+        let a = try RunningAgent()
+        try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: "main"))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.current() != nil && (try? a.passes()) == 1 })
+        let v2 = try a.f.commitSource(["index.html": "v2"])
+        // One curl, 50 transfers in parallel (a config file with one block per request).
+        let config = (0..<50).map { i -> String in
+            let body = "{\"ref\":\"refs/heads/main\",\"before\":\"\(String(repeating: "0", count: 40))\",\"after\":\"\(v2)\",\"pushed_at\":\"burst-\(i)\"}"
+            let ts = Int(Date().timeIntervalSince1970)
+            let mac = HMAC<SHA256>.authenticationCode(for: Array("\(ts).\(body)".utf8), using: SymmetricKey(data: Array(a.secret.utf8)))
+            let sig = "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+            let escaped = body.replacingOccurrences(of: "\"", with: "\\\"")
+            return """
+            url = "\(a.base)/v1/notify"
+            request = "POST"
+            header = "X-Slipway-Timestamp: \(ts)"
+            header = "X-Slipway-Signature: \(sig)"
+            data-binary = "\(escaped)"
+            output = "/dev/null"
+            """
+        }.joined(separator: "\nnext\n")
+        try a.f.write(config + "\n", to: a.f.root + "/burst.curl")
+        let burst = try Fixture.run("/usr/bin/curl", ["-s", "--parallel", "--parallel-max", "50", "--max-time", "10", "-K", a.f.root + "/burst.curl"], timeout: 60)
+        #expect(burst.status == 0, "\(burst.output)")
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v2" })
+        usleep(1_000_000)
+        let passes = try a.passes()
+        #expect(passes >= 2 && passes <= 3, "50 notifications caused \(passes - 1) passes")
+        #expect(try a.get("/metrics").body.contains("slipway_notify_requests_total{outcome=\"accepted\"} 50"))
+    }
+
+    @Test(arguments: [false, true])
+    func aGitPushIntoABareRepoWithTheHookNotifiesTheRunningAgent(useCurl: Bool) throws {
+        let a = try RunningAgent()
+        // The manifests live in a bare repo with the hook installed; a developer clone pushes.
+        let bare = a.f.root + "/manifests.git"
+        try a.f.git(["init", "-q", "--bare", "-b", "main", bare])
+        let hooks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("hooks/post-receive").path
+        try FileManager.default.copyItem(atPath: hooks, toPath: bare + "/hooks/post-receive")
+        try a.f.write(a.f.read(a.f.configPath)!.replacingOccurrences(of: "repo: \(a.f.manifestsRepo)", with: "repo: \(bare)"), to: a.f.configPath)
+        try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: "main"))
+        try a.f.git(["push", "-q", bare, "main"], in: a.f.manifestsRepo)
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
+        try a.f.git(["config", "--add", "slipway.agents", a.base], in: bare)
+        try a.f.git(["config", "--add", "slipway.agents", "http://127.0.0.1:9"], in: bare)  // an agent that is down
+        try a.f.git(["config", "slipway.secretFile", a.secretFile], in: bare)
+
+        let v2 = try a.f.commitSource(["index.html": "v2"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2))
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = (Fixture.binary as NSString).deletingLastPathComponent + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        if useCurl { environment["SLIPWAY_HOOK_CURL"] = "1" }
+        let started = Date()
+        let push = try Fixture.run("/usr/bin/git", ["-C", a.f.manifestsRepo, "push", bare, "main"], timeout: 30, environment: environment)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        // The pusher is told which agent missed it; the push itself succeeds.
+        #expect(push.stderr.contains("127.0.0.1:9"))
+        #expect(a.waitFor({ a.f.currentFile("frontend/index.html") == "v2" }, seconds: 10))
+        #expect(try a.get("/metrics").body.contains("slipway_notify_requests_total{outcome=\"accepted\"} 1"))
+    }
+}

@@ -187,7 +187,9 @@ struct APITests {
         try a.start()
         defer { a.stop() }
         #expect(a.waitFor { a.f.current() != nil && (try? a.passes()) == 1 })
-        let v2 = try a.f.commitSource(["index.html": "v2"])
+        let source = try a.f.commitSource(["index.html": "v2"])
+        // Notifications announce the manifests branch's new commit, as the hook sends them.
+        let v2 = try a.f.commitManifest("demo.yaml", a.f.manifest(ref: source))
         // One curl, 50 transfers in parallel (a config file with one block per request).
         let config = (0..<50).map { i -> String in
             let body = "{\"ref\":\"refs/heads/main\",\"before\":\"\(String(repeating: "0", count: 40))\",\"after\":\"\(v2)\",\"pushed_at\":\"burst-\(i)\"}"

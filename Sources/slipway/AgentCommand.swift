@@ -39,7 +39,9 @@ struct AgentCommand: AsyncParsableCommand {
             defer { withExtendedLifetime(lock) {} }
 
             if once {
-                let result = await Reconciler(config: config, logger: logger).pass()
+                let reconciler = Reconciler(config: config, logger: logger)
+                let result = await reconciler.pass()
+                await reconciler.waitForHooks()
                 if let error = result.error { throw CLIError("pass failed: \(error)") }
                 guard result.converged else {
                     let lines = result.unsettled.map { "  \($0.app): \($0.reason.replacingOccurrences(of: "\n", with: "\n    "))" }

@@ -216,6 +216,30 @@ struct APITests {
         #expect(try a.get("/metrics").body.contains("slipway_notify_requests_total{outcome=\"accepted\"} 50"))
     }
 
+    @Test func aDeployInProgressIsSupersededBeforeItsSwitchWhenANewerCommitIsPushed() throws {
+        let a = try RunningAgent()
+        let v1 = try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v1))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
+
+        let marker = a.f.root + "/slow-build-started"
+        let v2 = try a.f.commitSource(["index.html": "v2"])
+        let slow = try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2, backendBuild: "touch \(marker); sleep 3"))
+        #expect(try a.notify(after: slow).status == 202)
+        #expect(a.waitFor { FileManager.default.fileExists(atPath: marker) })
+
+        let v3 = try a.f.commitSource(["index.html": "v3"])
+        let newer = try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v3))
+        #expect(try a.notify(after: newer).status == 202)
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v3" })
+        // v2 was built but never published, never current.
+        #expect(!a.f.releases().contains { $0.hasSuffix(String(v2.prefix(7))) })
+        #expect(a.log.contains("deploy superseded by manifests commit \(newer.prefix(12))"))
+        #expect(a.waitFor { (try? a.f.appStatus()["condition"] as? String) == "converged" })
+    }
+
     @Test(arguments: [false, true])
     func aGitPushIntoABareRepoWithTheHookNotifiesTheRunningAgent(useCurl: Bool) throws {
         let a = try RunningAgent()

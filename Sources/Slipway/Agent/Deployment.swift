@@ -13,6 +13,9 @@ struct Deployment {
     let stateDir: String
     let manifestsCommit: String
     let logger: Logger
+    /// The newer manifests commit a push announced during this deploy, if any: checked just
+    /// before the switch, so a superseded release is never switched to.
+    var supersededBy: @Sendable () -> String? = { nil }
 
     struct StageFailure: Error {
         var stage: Stage
@@ -67,6 +70,9 @@ struct Deployment {
             try await timed(.build) {
                 try await build(in: source, id: id, staging: stagingDir, logPath: logPath)
                 try assemble(staging: stagingDir)
+            }
+            if let newer = supersededBy() {
+                throw StageFailure(stage: .switch, message: "superseded by manifests commit \(newer.prefix(12)) before the switch; the next pass deploys it")
             }
             try await timed(.switch) {
                 try writeRecord(into: stagingDir + "/release", id: id, timings: timings)

@@ -26,6 +26,8 @@ public final class Reconciler: @unchecked Sendable {
     public let metrics: AgentMetrics
     /// Present in a running agent (absent for `--once` and offline CLI passes).
     let runtime: AgentRuntime?
+    /// on_deploy hooks still running; a one-shot pass waits for them before the process exits.
+    private var hookTasks: [Task<Void, Never>] = []
 
     public init(config: AgentConfig, logger: Logger, runtime: AgentRuntime? = nil) {
         self.metrics = runtime?.metrics ?? AgentMetrics()
@@ -67,12 +69,24 @@ public final class Reconciler: @unchecked Sendable {
             logger.error("\(diagnostic)")
         }
 
+        let passStart = ContinuousClock.now
+        let runtime = self.runtime
+        let manifestsCommit = manifests.commit
+        let supersededBy: @Sendable () -> String? = {
+            runtime?.announcement(since: passStart).flatMap { $0 == manifestsCommit ? nil : $0 }
+        }
         for app in appsToConsider(manifests.set, state: state) {
             if Task.isCancelled { break }
+            if let newer = supersededBy() {
+                logger.info("manifests commit \(newer.prefix(12)) announced; ending this pass early, the next one acts on it")
+                result.error = "superseded by manifests commit \(newer.prefix(12))"
+                break
+            }
             var appLogger = logger
             appLogger[metadataKey: "app"] = "\(app)"
             let desired = desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath)
-            var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit, logger: appLogger)
+            var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit,
+                                         supersededBy: supersededBy, logger: appLogger)
             status.current = ReleaseStore(layout: layout(app)).current()
             state.apps[app.value] = status
             if !status.isSettled {
@@ -174,7 +188,7 @@ public final class Reconciler: @unchecked Sendable {
     // MARK: One app
 
     private func reconcile(_ app: AppName, desired: DesiredApp, previous: AppStatus?, manifestsCommit: String,
-                           logger: Logger) async -> AppStatus {
+                           supersededBy: @escaping @Sendable () -> String?, logger: Logger) async -> AppStatus {
         let store = ReleaseStore(layout: layout(app))
         var memory = previous?.memory ?? AppMemory()
         var status = previous ?? AppStatus(condition: .converged)
@@ -234,10 +248,21 @@ public final class Reconciler: @unchecked Sendable {
         case .deploy(let resolved):
             logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
             let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
-                                           manifestsCommit: manifestsCommit, logger: logger).run()
+                                           manifestsCommit: manifestsCommit, logger: logger, supersededBy: supersededBy).run()
             status.lastDeploy = outcome
             metrics.deployFinished(app: app, outcome: outcome)
-            if outcome.result == .failed && Task.isCancelled {
+            let interrupted = outcome.result == .failed && (supersededBy() != nil || Task.isCancelled)
+            if !interrupted {
+                hookTasks.removeAll { $0.isCancelled }
+                hookTasks += DeployHooks(config: config, metrics: metrics, logger: logger)
+                    .fire(DeployHooks.facts(app: app, host: config.host, outcome: outcome))
+            }
+            if outcome.result == .failed, let newer = supersededBy() {
+                // A newer commit was pushed while this one built: not a failure, just out of date.
+                status.condition = .interrupted
+                status.message = "superseded by manifests commit \(newer.prefix(12)) before the switch; the next pass deploys it"
+                logger.info("deploy superseded by manifests commit \(newer.prefix(12)); current stays \(store.current().map(\.description) ?? "unset")")
+            } else if outcome.result == .failed && Task.isCancelled {
                 // Stopped by shutdown, not broken: not remembered as a failure, so the next start retries.
                 status.condition = .interrupted
                 status.message = "the deploy was stopped at \(outcome.failedStage ?? .build) by the agent's shutdown; the next pass starts it again"
@@ -328,6 +353,14 @@ public final class Reconciler: @unchecked Sendable {
             }
         }
         return status
+    }
+
+    /// Waits for on_deploy hooks still running (each is bounded by its timeout).
+    public func waitForHooks() async {
+        guard !hookTasks.isEmpty else { return }
+        for task in hookTasks { await task.value }
+        hookTasks = []
+        try? metrics.write(stateDir: config.stateDir)
     }
 
     /// Applies pending operator requests without a full pass (used by offline `slipway rollback`).

@@ -63,6 +63,11 @@ public final class AgentMetrics: @unchecked Sendable {
                              labels: [("outcome", outcome)]).increment()
     }
 
+    func hookFinished(kind: String, outcome: String) {
+        registry.makeCounter(descriptor: Self.name("on_deploy_hooks", unit: "total", help: "on_deploy hooks run, by kind and outcome."),
+                             labels: [("kind", kind), ("outcome", outcome)]).increment()
+    }
+
     static let buckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5),
                                       .seconds(30), .seconds(120), .seconds(600), .seconds(1800)]
 

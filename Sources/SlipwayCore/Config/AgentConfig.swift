@@ -34,6 +34,20 @@ public struct AgentConfig: Sendable, Equatable {
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
+    /// Run after every deploy ends, success or failure (`on_deploy:`).
+    public var onDeploy: [DeployHook] = []
+
+    public struct DeployHook: Sendable, Equatable {
+        /// A shell command, given the deploy's facts as SLIPWAY_* variables.
+        public var command: String?
+        /// An http:// URL that gets the same facts as a signed JSON POST.
+        public var webhook: String?
+        /// The webhook's signing secret; nil: notify.secret_file's.
+        public var secretFile: String?
+        public var timeout: Duration
+        public var retries: Int
+    }
+
     public static let defaultListen = ListenAddress(host: "127.0.0.1", port: 7070)
 
     public struct ManifestsSource: Sendable, Equatable {
@@ -92,7 +106,7 @@ public struct AgentConfig: Sendable, Equatable {
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
-                                                              "listen", "socket", "notify"]) else { return nil }
+                                                              "listen", "socket", "notify", "on_deploy"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -173,11 +187,53 @@ public struct AgentConfig: Sendable, Equatable {
             }
         }
 
+        var hooks: [DeployHook] = []
+        if let node = top["on_deploy"] {
+            if case .sequence(let items) = node.content {
+                for item in items {
+                    if let hook = decodeHook(item, reader: reader) { hooks.append(hook) }
+                }
+            } else {
+                reader.report("on_deploy must be a list of hooks, not \(node.kindDescription)", at: node.mark,
+                              hint: "write '- command: …' or '- webhook: http://…' entries")
+            }
+        }
+
         guard let manifests else { return nil }
         var config = AgentConfig(host: host, manifests: manifests, appsRoot: appsRoot, stateDir: stateDir, pollInterval: pollInterval)
         config.listen = listen
         config.socketPath = socketPath
         config.notifySecretFile = secretFile
+        config.onDeploy = hooks
+        if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
+            reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,
+                          hint: "give it 'secret_file', or set notify.secret_file")
+        }
         return config
+    }
+
+    static func decodeHook(_ node: YAMLNode, reader: FieldReader) -> DeployHook? {
+        guard let fields = reader.fields(of: node, named: "an on_deploy hook", known: ["command", "webhook", "secret_file", "timeout", "retries"]) else { return nil }
+        let command = fields["command"].flatMap { reader.nonEmptyString($0, "on_deploy.command") }
+        var webhook: String?
+        if let urlNode = fields["webhook"], let url = reader.nonEmptyString(urlNode, "on_deploy.webhook") {
+            if url.hasPrefix("http://") {
+                webhook = url
+            } else {
+                reader.report("on_deploy.webhook must be an http:// URL, not '\(url)'", at: urlNode.mark,
+                              hint: "https is not supported yet: point it at a local relay, or use a command hook with curl")
+            }
+        }
+        let secretFile = fields["secret_file"].flatMap { reader.nonEmptyString($0, "on_deploy.secret_file") }
+        let timeout = fields["timeout"].flatMap { reader.duration($0, "on_deploy.timeout") }
+        let retries = fields["retries"].flatMap { reader.integer($0, "on_deploy.retries", range: 0...10) } ?? 3
+        guard command != nil || webhook != nil else {
+            if fields["webhook"] == nil {
+                reader.report("an on_deploy hook needs a 'command' or a 'webhook'", at: node.mark)
+            }
+            return nil
+        }
+        return DeployHook(command: command, webhook: webhook, secretFile: secretFile,
+                          timeout: timeout ?? (command != nil ? .seconds(30) : .seconds(5)), retries: retries)
     }
 }

@@ -41,37 +41,70 @@ enum OperatorChannel {
 struct DeployCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
-        abstract: "Deploy an app now, retrying once a deploy that failed before.",
+        abstract: "Start a pass now and, with --wait, follow it stage by stage.",
         discussion: """
-        A failed deploy is not retried on every pass (that would rebuild a broken commit forever): \
-        it waits for the manifest or source to change. This command asks for one more try of the \
-        same desired state. With an agent running it wakes the agent; with none, it runs a pass here.
+        With an APP, a deploy of it that failed before is tried once more (a failed deploy is not \
+        retried on every pass: that would rebuild a broken commit forever; it waits for the manifest \
+        or source to change, or for this command). With an agent running, this wakes it through its \
+        unix socket; with none, the pass runs here. --wait follows the pass live (fetch, build, \
+        switch, prune, with elapsed times) and exits 1 when the deploy fails.
         """
     )
 
-    @Argument(help: "The app's name.")
-    var app: String
+    @Argument(help: "The app to deploy (default: every app).")
+    var app: String?
 
     @OptionGroup var options: ConfigOptions
+
+    @Flag(help: "Follow the pass live and exit non-zero when it fails.")
+    var wait = false
+
+    @Flag(help: "With --wait, show the build's output as it is written.")
+    var logs = false
 
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
-            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
-            var offlineResult: PassResult?
-            try await OperatorChannel.submit(.init(app: name, kind: .deploy, argument: nil), config: config, timeout: .seconds(30)) { reconciler in
-                offlineResult = await reconciler.pass()
+            var name: AppName?
+            if let app {
+                guard let valid = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+                name = valid
+                try OperatorRequests(stateDir: config.stateDir).submit(.init(app: valid, kind: .deploy, argument: nil))
             }
-            if offlineResult == nil {
-                // The agent took the request; wait for the pass that acts on it to finish.
-                let before = UTCTime.now
-                while (StateFile(stateDir: config.stateDir).load().lastPass?.finishedAt ?? before) <= before {
-                    try await Task.sleep(for: .milliseconds(200))
+            let follower = DeployFollower(app: app, logs: logs)
+            if AgentLock.holder(stateDir: config.stateDir) != nil {
+                let client = AgentClient(endpoint: .unix(path: config.socketPath), timeout: .seconds(6 * 3600))
+                guard wait else {
+                    _ = try await AgentClient(endpoint: .unix(path: config.socketPath)).request(.POST, "/v1/pass")
+                    print("the agent starts a pass now; follow it with 'slipway deploy --wait' or 'slipway status'")
+                    return
                 }
+                let stream = Task { try await client.request(.GET, "/v1/events", onBody: { follower.feed($0) }) }
+                defer { stream.cancel() }
+                await follower.waitUntilSubscribed()
+                _ = try await AgentClient(endpoint: .unix(path: config.socketPath)).request(.POST, "/v1/pass")
+                await follower.waitUntilFinished()
+            } else {
+                SlipwayLogHandler.bootstrap(level: wait ? .warning : .info)
+                let lock: AgentLock
+                do {
+                    lock = try AgentLock.acquire(stateDir: config.stateDir)
+                } catch let held as AgentLock.Held {
+                    throw CLIError(held.description)
+                }
+                defer { withExtendedLifetime(lock) {} }
+                let reconciler = Reconciler(config: config, logger: Logger(label: "slipway.cli"))
+                let offline = DeployFollower(app: app, logs: logs, followImmediately: true)
+                if wait { reconciler.onEvent = { offline.handle($0) } }
+                _ = await reconciler.pass()
+                await reconciler.waitForHooks()
+                if wait && offline.failed { throw ExitCode(1) }
             }
-            guard let status = OperatorChannel.appStatus(name, config: config) else { throw CLIError("no app named \(name) is known here") }
-            print("\(name): \(status.condition.rawValue)\(status.current.map { ", current \($0)" } ?? "")")
-            if !status.isSettled { throw CLIError(status.message ?? status.condition.rawValue) }
+            if wait && follower.failed { throw ExitCode(1) }
+            if let name, let status = OperatorChannel.appStatus(name, config: config) {
+                if !wait { print("\(name): \(status.condition.rawValue)\(status.current.map { ", current \($0)" } ?? "")") }
+                if !status.isSettled { throw CLIError(status.message ?? status.condition.rawValue) }
+            }
         }
     }
 }

@@ -17,7 +17,15 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.reporting {
-            let report = StatusReport.build(config: try options.load())
+            let config = try options.load()
+            var report = StatusReport.build(config: config)
+            // A running agent answers over its unix socket; without one, the state directory tells.
+            if AgentLock.holder(stateDir: config.stateDir) != nil,
+               let response = try? await AgentClient(endpoint: .unix(path: config.socketPath), timeout: .seconds(5)).request(.GET, "/v1/status"),
+               response.status == 200,
+               let live = try? JSONDecoder().decode(StatusReport.self, from: Data(response.body.utf8)) {
+                report = live
+            }
             print(json ? try report.json() : report.text(now: .now))
         }
     }

@@ -240,6 +240,36 @@ struct APITests {
         #expect(a.waitFor { (try? a.f.appStatus()["condition"] as? String) == "converged" })
     }
 
+    @Test func deployWaitFollowsThePassStageByStageAndFailsWithTheDeploy() throws {
+        let a = try RunningAgent()
+        let v1 = try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v1))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
+
+        let v2 = try a.f.commitSource(["index.html": "v2"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2, backendBuild: "echo compiling-v2; sleep 1"))
+        let ok = try a.f.slipway(["deploy", "demo", "--wait", "--logs"], timeout: 60)
+        #expect(ok.status == 0, "\(ok.output)")
+        for expected in ["pass started", "demo           fetch   done", "demo           build   done", "│ compiling-v2",
+                         "demo           switch  done", "demo: deploy succeeded", "pass finished: converged"] {
+            #expect(ok.stdout.contains(expected), "missing '\(expected)' in:\n\(ok.stdout)")
+        }
+        #expect(a.f.currentFile("frontend/index.html") == "v2")
+
+        let v3 = try a.f.commitSource(["index.html": "v3"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v3, backendBuild: "exit 9"))
+        let failed = try a.f.slipway(["deploy", "demo", "--wait"], timeout: 60)
+        #expect(failed.status == 1)
+        #expect(failed.stdout.contains("demo           build   failed"))
+        #expect(failed.stdout.contains("exited with status 9"))
+        #expect(a.f.currentFile("frontend/index.html") == "v2")
+
+        // status asks the running agent over its socket.
+        #expect(try a.f.slipway(["status"]).stdout.contains("agent running (pid \(a.process.processIdentifier))"))
+    }
+
     @Test(arguments: [false, true])
     func aGitPushIntoABareRepoWithTheHookNotifiesTheRunningAgent(useCurl: Bool) throws {
         let a = try RunningAgent()

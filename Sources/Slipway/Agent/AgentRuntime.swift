@@ -7,6 +7,7 @@ import SlipwayCore
 public final class AgentRuntime: Sendable {
     public let config: AgentConfig
     public let metrics: AgentMetrics
+    public let events = EventHub()
     let wakeups: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     private let announced = Mutex<Announcement?>(nil)

@@ -16,6 +16,8 @@ struct Deployment {
     /// The newer manifests commit a push announced during this deploy, if any: checked just
     /// before the switch, so a superseded release is never switched to.
     var supersededBy: @Sendable () -> String? = { nil }
+    /// Where stage events go (the running agent's event stream, or a CLI printing them).
+    var onEvent: @Sendable (AgentEvent) -> Void = { _ in }
 
     struct StageFailure: Error {
         var stage: Stage
@@ -38,6 +40,10 @@ struct Deployment {
             var stageLogger = logger
             stageLogger[metadataKey: "stage"] = "\(stage)"
             stageLogger.info("started", metadata: ["release": "\(id)"])
+            var startedEvent = AgentEvent(.stage, app: name.value, stage: stage, state: "started")
+            startedEvent.release = id.description
+            if stage == .build { startedEvent.log = logPath }
+            onEvent(startedEvent)
             let started = UTCTime.now
             let clock = ContinuousClock.now
             do {
@@ -45,13 +51,18 @@ struct Deployment {
                 let elapsed = ContinuousClock.now - clock
                 timings.append(.init(stage: stage, startedAt: started, milliseconds: elapsed.milliseconds))
                 stageLogger.info("done in \(DurationText.format(.milliseconds(elapsed.milliseconds)))")
+                var done = AgentEvent(.stage, app: name.value, stage: stage, state: "done")
+                done.milliseconds = elapsed.milliseconds
+                onEvent(done)
                 return value
-            } catch let failure as StageFailure {
-                stageLogger.error("failed: \(failure.message)")
-                throw failure
             } catch {
-                stageLogger.error("failed: \(error)")
-                throw StageFailure(stage: stage, message: "\(error)", logPath: nil)
+                let failure = error as? StageFailure ?? StageFailure(stage: stage, message: "\(error)", logPath: nil)
+                stageLogger.error("failed: \(failure.message)")
+                var failed = AgentEvent(.stage, app: name.value, stage: stage, state: "failed")
+                failed.milliseconds = (ContinuousClock.now - clock).milliseconds
+                failed.error = failure.message
+                onEvent(failed)
+                throw failure
             }
         }
 

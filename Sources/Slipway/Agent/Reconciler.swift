@@ -26,12 +26,15 @@ public final class Reconciler: @unchecked Sendable {
     public let metrics: AgentMetrics
     /// Present in a running agent (absent for `--once` and offline CLI passes).
     let runtime: AgentRuntime?
+    /// Where pass, stage and deploy events go; the running agent publishes them on its event hub.
+    public var onEvent: @Sendable (AgentEvent) -> Void
     /// on_deploy hooks still running; a one-shot pass waits for them before the process exits.
     private var hookTasks: [Task<Void, Never>] = []
 
     public init(config: AgentConfig, logger: Logger, runtime: AgentRuntime? = nil) {
         self.metrics = runtime?.metrics ?? AgentMetrics()
         self.runtime = runtime
+        self.onEvent = { [events = runtime?.events] event in events?.publish(event) }
         self.config = config
         self.logger = logger
         self.mirrors = SourceMirrors(stateDir: config.stateDir)
@@ -44,9 +47,20 @@ public final class Reconciler: @unchecked Sendable {
     // MARK: The pass
 
     public func pass() async -> PassResult {
+        let result = await runPass()
+        var finished = AgentEvent(.passFinished)
+        finished.converged = result.converged
+        finished.unsettled = result.unsettled.map { "\($0.app): \($0.reason)" }
+        finished.error = result.error
+        onEvent(finished)
+        return result
+    }
+
+    private func runPass() async -> PassResult {
         let started = UTCTime.now
         var state = stateFile.load()
         var result = PassResult()
+        onEvent(AgentEvent(.passStarted))
         mirrors.startPass()
         applyRequests(&state)
 
@@ -248,7 +262,12 @@ public final class Reconciler: @unchecked Sendable {
         case .deploy(let resolved):
             logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
             let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
-                                           manifestsCommit: manifestsCommit, logger: logger, supersededBy: supersededBy).run()
+                                           manifestsCommit: manifestsCommit, logger: logger, supersededBy: supersededBy,
+                                           onEvent: onEvent).run()
+            var deployEvent = AgentEvent(.deploy, app: app.value, state: outcome.result.rawValue)
+            deployEvent.release = outcome.release?.description
+            deployEvent.error = outcome.error
+            onEvent(deployEvent)
             status.lastDeploy = outcome
             metrics.deployFinished(app: app, outcome: outcome)
             let interrupted = outcome.result == .failed && (supersededBy() != nil || Task.isCancelled)

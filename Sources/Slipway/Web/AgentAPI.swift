@@ -33,6 +33,18 @@ public enum AgentAPI {
                 runtime.wake()
                 return NotifyEndpoint.json(.accepted, ["status": "queued"])
             }
+            // JSON lines as the agent works, until the client goes away.
+            router.get("/v1/events") { _, _ -> Response in
+                let events = runtime.events.subscribe()
+                let body = ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: AgentEvent(.subscribed).jsonLine))
+                    for await event in events {
+                        try await writer.write(ByteBuffer(string: event.jsonLine))
+                    }
+                    try await writer.finish(nil)
+                }
+                return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
+            }
         }
         return router
     }

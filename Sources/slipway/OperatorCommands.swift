@@ -12,7 +12,10 @@ enum OperatorChannel {
         let requests = OperatorRequests(stateDir: config.stateDir)
         try requests.submit(request)
         if let pid = AgentLock.holder(stateDir: config.stateDir) {
-            kill(pid, SIGHUP)
+            // Wake the agent through its socket; SIGHUP when the socket does not answer.
+            if (try? await AgentClient(endpoint: .unix(path: config.socketPath)).request(.POST, "/v1/pass")) == nil {
+                kill(pid, SIGHUP)
+            }
             print("asked the running agent (pid \(pid)) to \(request.kind.rawValue) \(request.app); waiting…")
             let clock = ContinuousClock()
             let deadline = clock.now + timeout

@@ -132,6 +132,7 @@ struct APITests {
             #expect(metrics.contains("# TYPE \(family) "), "untyped family \(family)")
         }
         #expect(metrics.contains("slipway_deploys_total{app=\"demo\",result=\"succeeded\"} 1"))
+        #expect(metrics.contains("slipway_current_release_info{app=\"demo\",release=\"\(a.f.current()!)\",sha=\"\(sha)\"} 1.0"))
 
         let socket = a.f.stateDir + "/agent.sock"
         var info = stat()
@@ -178,6 +179,22 @@ struct APITests {
         for outcome in ["unsigned", "bad-signature", "stale", "bad-body", "too-large", "ignored", "accepted", "replayed"] {
             #expect(metrics.contains("slipway_notify_requests_total{outcome=\"\(outcome)\"}"), "no count for \(outcome)")
         }
+    }
+
+    @Test func aHalfOpenClientIsDisconnected() throws {
+        let a = try RunningAgent()
+        try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: "main"))
+        try a.start()
+        defer { a.stop() }
+        // Half a request, then silence: the agent closes the connection after its idle timeout (10 s).
+        let script = "import socket,sys,time\nh,p=sys.argv[1].rsplit(':',1)\ns=socket.create_connection((h,int(p)))\n"
+            + "s.sendall(b'POST /v1/notify HTTP/1.1\\r\\nHost: x\\r\\n')\nt=time.time()\ns.settimeout(30)\n"
+            + "d=s.recv(100)\nprint(round(time.time()-t,1), len(d))\n"
+        try a.f.write(script, to: a.f.root + "/halfopen.py")
+        let result = try Fixture.run("/usr/bin/env", ["python3", a.f.root + "/halfopen.py", String(a.base.dropFirst(7))], timeout: 40)
+        let seconds = Double(result.stdout.split(separator: " ").first ?? "") ?? 99
+        #expect(seconds >= 9 && seconds < 20, "closed after \(result.stdout)")
     }
 
     @Test func aBurstOfFiftyNotificationsCoalescesIntoAtMostTwoPasses() throws {

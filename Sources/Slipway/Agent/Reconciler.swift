@@ -101,7 +101,9 @@ public final class Reconciler: @unchecked Sendable {
             let desired = desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath)
             var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit,
                                          supersededBy: supersededBy, logger: appLogger)
-            status.current = ReleaseStore(layout: layout(app)).current()
+            let store = ReleaseStore(layout: layout(app))
+            status.current = store.current()
+            metrics.currentRelease(app: app, release: status.current, sha: status.current.flatMap { store.record($0)?.source.sha })
             state.apps[app.value] = status
             if !status.isSettled {
                 result.unsettled.append((app, status.message ?? status.condition.rawValue))

@@ -10,6 +10,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private let passes: Counter
     private let lock = NSLock()
     private var refusedGauge: Gauge?
+    private var releaseGauges: [String: (release: String, gauge: Gauge)] = [:]
 
     public init() {
         passes = registry.makeCounter(descriptor: Self.name("passes", unit: "total", help: "Reconcile passes run."))
@@ -55,6 +56,22 @@ public final class AgentMetrics: @unchecked Sendable {
                                            labels: [("commit", refusal.commit), ("reason", refusal.reason), ("fingerprint", refusal.fingerprint ?? "")])
             gauge.set(to: 1)
             refusedGauge = gauge
+        }
+    }
+
+    /// `slipway_current_release_info{app,release,sha} 1` for the release `current` points at.
+    func currentRelease(app: AppName, release: ReleaseID?, sha: String?) {
+        lock.withLock {
+            if let old = releaseGauges[app.value] {
+                guard old.release != release?.description else { return }
+                registry.unregisterGauge(old.gauge)
+                releaseGauges[app.value] = nil
+            }
+            guard let release else { return }
+            let gauge = registry.makeGauge(descriptor: Self.name("current_release_info", help: "The release each app's current symlink names (value 1)."),
+                                           labels: [("app", app.value), ("release", release.description), ("sha", sha ?? "")])
+            gauge.set(to: 1)
+            releaseGauges[app.value] = (release.description, gauge)
         }
     }
 

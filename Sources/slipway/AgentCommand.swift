@@ -30,12 +30,7 @@ struct AgentCommand: AsyncParsableCommand {
             SlipwayLogHandler.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
             let config = try options.load()
             let logger = Logger(label: "slipway.agent")
-            let lock: AgentLock
-            do {
-                lock = try AgentLock.acquire(stateDir: config.stateDir)
-            } catch let held as AgentLock.Held {
-                throw CLIError(held.description)
-            }
+            let lock = try config.acquireLock()
             defer { withExtendedLifetime(lock) {} }
 
             if once {

@@ -22,6 +22,17 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+extension AgentConfig {
+    /// The state directory's lock, or a CLIError naming the agent that holds it.
+    func acquireLock() throws -> AgentLock {
+        do {
+            return try AgentLock.acquire(stateDir: stateDir)
+        } catch let held as AgentLock.Held {
+            throw CLIError(held.description)
+        }
+    }
+}
+
 /// An error the CLI reports as-is (no stack, no type name) with its exit code.
 struct CLIError: Error, CustomStringConvertible {
     var description: String

@@ -26,12 +26,7 @@ enum OperatorChannel {
             return
         }
         SlipwayLogHandler.bootstrap(level: .info)
-        let lock: AgentLock
-        do {
-            lock = try AgentLock.acquire(stateDir: config.stateDir)
-        } catch let held as AgentLock.Held {
-            throw CLIError(held.description)
-        }
+        let lock = try config.acquireLock()
         defer { withExtendedLifetime(lock) {} }
         try await offline(Reconciler(config: config, logger: Logger(label: "slipway.cli")))
     }
@@ -89,12 +84,7 @@ struct DeployCommand: AsyncParsableCommand {
                 await follower.waitUntilFinished()
             } else {
                 SlipwayLogHandler.bootstrap(level: wait ? .warning : .info)
-                let lock: AgentLock
-                do {
-                    lock = try AgentLock.acquire(stateDir: config.stateDir)
-                } catch let held as AgentLock.Held {
-                    throw CLIError(held.description)
-                }
+                let lock = try config.acquireLock()
                 defer { withExtendedLifetime(lock) {} }
                 let reconciler = Reconciler(config: config, logger: Logger(label: "slipway.cli"))
                 let offline = DeployFollower(app: app, logs: logs, followImmediately: true)

@@ -77,7 +77,7 @@ struct APITests {
 
         /// POSTs a notification; `sign` false sends none, `secret` overrides the key, `timestamp` the time.
         func notify(after: String, ref: String = "refs/heads/main", sign: Bool = true, secret: String? = nil,
-                    timestamp: Int? = nil, body: String? = nil, replay: (String, String)? = nil) throws -> (status: Int, body: String, headers: (String, String)) {
+                    timestamp: Int? = nil, body: String? = nil, replay: (String, String)? = nil) throws -> (status: Int, body: String, headers: (String, String), sent: String) {
             let payload = body ?? "{\"ref\":\"\(ref)\",\"before\":\"\(String(repeating: "0", count: 40))\",\"after\":\"\(after)\",\"pushed_at\":\"\(Date())\"}"
             let ts = String(timestamp ?? Int(Date().timeIntervalSince1970))
             let key = SymmetricKey(data: Array((secret ?? self.secret).utf8))
@@ -89,7 +89,7 @@ struct APITests {
             var args = ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@\(bodyFile)"]
             if sign { args += ["-H", "X-Slipway-Timestamp: \(headers.0)", "-H", "X-Slipway-Signature: \(headers.1)"] }
             let result = try curl(args + [base + "/v1/notify"])
-            return (result.status, result.body, headers)
+            return (result.status, result.body, headers, payload)
         }
 
         func passes() throws -> Int {
@@ -171,7 +171,7 @@ struct APITests {
         let accepted = try a.notify(after: v2)
         #expect(accepted.status == 202)
         #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v2" })
-        let replayed = try a.notify(after: v2, replay: accepted.headers)
+        let replayed = try a.notify(after: v2, body: accepted.sent, replay: accepted.headers)
         #expect(replayed.status == 401)
         #expect(replayed.body.contains("already received"))
 

@@ -123,7 +123,10 @@ struct DeployTests {
         #expect(releases == Array(currents.suffix(3)))
         #expect(f.read("\(f.appsRoot)/demo/shared/storage/upload.txt") == "uploaded by a user")
         #expect(f.read("\(f.appsRoot)/demo/current/backend/storage/upload.txt") == "uploaded by a user")
-        // Objects no release uses any more were collected: one index.html per kept release remains.
+        // Pruned releases' files are deleted at the start of the next pass, then the objects no
+        // release uses any more: one index.html per kept release remains.
+        #expect(try f.pass().status == 0)
+        #expect(!FileManager.default.fileExists(atPath: "\(f.appsRoot)/demo/.slipway/trash"))
         let objects = try FileManager.default.subpathsOfDirectory(atPath: "\(f.appsRoot)/demo/.slipway/objects")
             .filter { $0.contains("/") }
         #expect(objects.count == 3)

@@ -163,6 +163,8 @@ final class TempDir {
         try store.switchCurrent(to: b)
         try store.prune([a, b])
         #expect(store.releaseIDs() == [b])
+        try store.emptyTrash()
+        #expect(!FileOps.exists(store.layout.trash))
         #expect(FileManager.default.fileExists(atPath: outside + "/keep.txt"))
 
         try FileOps.makeDirectories(store.layout.staging + "/x/src")

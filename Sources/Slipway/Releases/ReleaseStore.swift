@@ -47,7 +47,7 @@ public struct ReleaseStore: Sendable {
     public func cleanUpInterrupted() throws {
         StaleBuilds.kill(under: layout.staging)
         try FileOps.removeTree(layout.staging)
-        try FileOps.removeTree(layout.trash)
+        try emptyTrash()
         for name in (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? [] where name.hasPrefix(".current.tmp") {
             unlink(layout.root + "/" + name)
         }
@@ -89,7 +89,9 @@ public struct ReleaseStore: Sendable {
 
     // MARK: Pruning
 
-    /// Deletes releases: each is first renamed into trash (gone from `releases/` at once), then removed.
+    /// Prunes releases: each is renamed into trash, so it leaves `releases/` at once. Deleting
+    /// its files (and the objects no release links to any more) is off the deploy's path: the
+    /// next pass empties the trash first.
     public func prune(_ ids: [ReleaseID]) throws {
         guard !ids.isEmpty else { return }
         let current = current()
@@ -97,8 +99,13 @@ public struct ReleaseStore: Sendable {
         for id in ids where id != current {
             let trashed = layout.trash + "/" + id.description
             guard rename(layout.release(id), trashed) == 0 else { throw SystemError("moving release to trash", path: layout.release(id)) }
-            try FileOps.removeTree(trashed)
         }
+    }
+
+    /// Deletes pruned releases for good, then the stored objects only they used.
+    public func emptyTrash() throws {
+        guard FileOps.exists(layout.trash) else { return }
+        try FileOps.removeTree(layout.trash)
         ObjectStore(root: layout.objects).collectGarbage()
     }
 

@@ -111,15 +111,7 @@ public struct AgentConfig: Sendable, Equatable {
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
             guard let fields = reader.fields(of: node, named: "manifests", known: ["repo", "branch", "path", "verify"]) else { return nil }
-            let repo = fields.required("repo", example: "/srv/git/manifests.git").flatMap { node -> String? in
-                guard let text = reader.nonEmptyString(node, "manifests.repo") else { return nil }
-                guard SourceLocation.isAcceptable(text) else {
-                    reader.report("manifests.repo '\(text)' is not a repository location Slipway can fetch", at: node.mark,
-                                  hint: "use an absolute path, or a file://, https:// or ssh:// URL")
-                    return nil
-                }
-                return text
-            }
+            let repo = fields.required("repo", example: "/srv/git/manifests.git").flatMap { reader.repoLocation($0, "manifests.repo") }
             var branch = "main"
             if let node = fields["branch"], let text = reader.nonEmptyString(node, "manifests.branch") {
                 if GitRef.isValidName(text) { branch = text } else {

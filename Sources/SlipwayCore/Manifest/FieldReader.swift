@@ -112,6 +112,17 @@ final class FieldReader {
         }
     }
 
+    /// A git repository location Slipway can fetch (absolute path, file/https/ssh URL, scp-like).
+    func repoLocation(_ node: YAMLNode, _ what: String) -> String? {
+        guard let text = nonEmptyString(node, what) else { return nil }
+        guard SourceLocation.isAcceptable(text) else {
+            report("\(what) '\(text)' is not a repository location Slipway can fetch", at: node.mark,
+                   hint: "use an absolute path, or a file://, https:// or ssh:// URL")
+            return nil
+        }
+        return text
+    }
+
     /// A list of scalars; a single scalar is refused rather than guessed at.
     func stringList(_ node: YAMLNode, _ what: String) -> [(String, SourceMark)]? {
         guard case .sequence(let items) = node.content else {

@@ -101,15 +101,7 @@ public enum ManifestDecoder {
 
     static func decodeSource(_ node: YAMLNode, _ reader: FieldReader) -> Manifest.Source? {
         guard let fields = reader.fields(of: node, named: "source", known: ["repo", "ref"]) else { return nil }
-        let repo = fields.required("repo", example: "/srv/git/platform.git").flatMap { node -> String? in
-            guard let text = reader.nonEmptyString(node, "source.repo") else { return nil }
-            guard SourceLocation.isAcceptable(text) else {
-                reader.report("source.repo '\(text)' is not a repository location Slipway can fetch", at: node.mark,
-                              hint: "use an absolute path, or a file://, https:// or ssh:// URL")
-                return nil
-            }
-            return text
-        }
+        let repo = fields.required("repo", example: "/srv/git/platform.git").flatMap { reader.repoLocation($0, "source.repo") }
         let ref = fields.required("ref", example: "main").flatMap { node -> GitRef? in
             guard let text = reader.nonEmptyString(node, "source.ref") else { return nil }
             guard let ref = GitRef(text) else {

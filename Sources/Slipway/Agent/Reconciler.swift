@@ -110,7 +110,7 @@ public final class Reconciler: @unchecked Sendable {
             }
             save(state)
         }
-        state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: nil)
+        state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: result.error)
         finish(state, converged: result.converged)
         return result
     }
@@ -125,7 +125,7 @@ public final class Reconciler: @unchecked Sendable {
         }
     }
 
-    private func save(_ state: AgentState) {
+    func save(_ state: AgentState) {
         do {
             try stateFile.save(state)
         } catch {
@@ -331,63 +331,11 @@ public final class Reconciler: @unchecked Sendable {
         }
     }
 
-    // MARK: Operator requests
-
-    private func applyRequests(_ state: inout AgentState) {
-        for request in requests.pending() {
-            var status = state.apps[request.app.value] ?? AppStatus(condition: .converged)
-            switch request.kind {
-            case .deploy:
-                status.memory.retryRequested = true
-                logger.info("operator asked for a deploy", metadata: ["app": "\(request.app)"])
-            case .rollback:
-                status = rollback(request.app, to: request.argument, status: status)
-            }
-            state.apps[request.app.value] = status
-            requests.done(request)
-        }
-    }
-
-    func rollback(_ app: AppName, to requested: String?, status: AppStatus) -> AppStatus {
-        var status = status
-        var appLogger = logger
-        appLogger[metadataKey: "app"] = "\(app)"
-        let store = ReleaseStore(layout: layout(app))
-        let observed = store.observe(memory: status.memory)
-        switch RollbackTarget.choose(observed, requested: requested) {
-        case .failure(let problem):
-            status.message = "rollback refused: \(problem)"
-            appLogger.error("rollback refused: \(problem)")
-        case .success(let target):
-            do {
-                try store.switchCurrent(to: target)
-                let from = observed.current.map(\.description) ?? "nothing"
-                status.memory.pin = .init(release: target, reason: "rolled back from \(from) by an operator at \(UTCTime.now.iso8601)",
-                                          desiredFingerprint: status.desiredFingerprint, at: .now)
-                status.condition = .pinned
-                status.current = target
-                status.message = "pinned to \(target): rolled back from \(from); released when the manifest changes"
-                appLogger.info("rolled back from \(from) to \(target); pinned until the manifest changes", metadata: ["stage": "switch"])
-            } catch {
-                status.message = "rollback failed: \(error)"
-                appLogger.error("rollback failed: \(error)")
-            }
-        }
-        return status
-    }
-
     /// Waits for on_deploy hooks still running (each is bounded by its timeout).
     public func waitForHooks() async {
         guard !hookTasks.isEmpty else { return }
         for task in hookTasks { await task.value }
         hookTasks = []
         try? metrics.write(stateDir: config.stateDir)
-    }
-
-    /// Applies pending operator requests without a full pass (used by offline `slipway rollback`).
-    public func applyPendingRequests() {
-        var state = stateFile.load()
-        applyRequests(&state)
-        save(state)
     }
 }

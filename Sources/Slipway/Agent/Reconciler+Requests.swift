@@ -1,0 +1,57 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// Acting on `slipway deploy APP` and `slipway rollback APP`: the queued requests are applied at
+/// the start of a pass (or alone, by an offline CLI holding the lock).
+extension Reconciler {
+    func applyRequests(_ state: inout AgentState) {
+        for request in requests.pending() {
+            var status = state.apps[request.app.value] ?? AppStatus(condition: .converged)
+            switch request.kind {
+            case .deploy:
+                status.memory.retryRequested = true
+                logger.info("operator asked for a deploy", metadata: ["app": "\(request.app)"])
+            case .rollback:
+                status = rollback(request.app, to: request.argument, status: status)
+            }
+            state.apps[request.app.value] = status
+            requests.done(request)
+        }
+    }
+
+    func rollback(_ app: AppName, to requested: String?, status: AppStatus) -> AppStatus {
+        var status = status
+        var appLogger = logger
+        appLogger[metadataKey: "app"] = "\(app)"
+        let store = ReleaseStore(layout: layout(app))
+        let observed = store.observe(memory: status.memory)
+        switch RollbackTarget.choose(observed, requested: requested) {
+        case .failure(let problem):
+            status.message = "rollback refused: \(problem)"
+            appLogger.error("rollback refused: \(problem)")
+        case .success(let target):
+            do {
+                try store.switchCurrent(to: target)
+                let from = observed.current.map(\.description) ?? "nothing"
+                status.memory.pin = .init(release: target, reason: "rolled back from \(from) by an operator at \(UTCTime.now.iso8601)",
+                                          desiredFingerprint: status.desiredFingerprint, at: .now)
+                status.condition = .pinned
+                status.current = target
+                status.message = "pinned to \(target): rolled back from \(from); released when the manifest changes"
+                appLogger.info("rolled back from \(from) to \(target); pinned until the manifest changes", metadata: ["stage": "switch"])
+            } catch {
+                status.message = "rollback failed: \(error)"
+                appLogger.error("rollback failed: \(error)")
+            }
+        }
+        return status
+    }
+
+    /// Applies pending operator requests without a full pass (used by offline `slipway rollback`).
+    public func applyPendingRequests() {
+        var state = stateFile.load()
+        applyRequests(&state)
+        save(state)
+    }
+}

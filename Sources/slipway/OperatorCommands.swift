@@ -130,7 +130,7 @@ struct RollbackCommand: AsyncParsableCommand {
             }
             guard let status = OperatorChannel.appStatus(name, config: config) else { throw CLIError("no app named \(name) is known here") }
             guard status.condition == .pinned, let pin = status.memory.pin, pin.at >= asked, to == nil || pin.release.description == to else {
-                throw CLIError(status.message ?? "rollback did not happen")
+                throw CLIError(status.lastRequest ?? status.message ?? "rollback did not happen")
             }
             print("\(name): current is now \(pin.release), pinned until the manifest changes")
         }

@@ -181,6 +181,30 @@ struct APITests {
         }
     }
 
+    @Test func rollbackReachesARunningAgentAndReportsItsAnswer() throws {
+        let a = try RunningAgent()
+        let v1 = try a.f.commitSource(["index.html": "v1"])
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v1))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
+        let first = try #require(a.f.current())
+
+        let refused = try a.f.slipway(["rollback", "demo"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("there is no older good release to roll back to"))
+
+        let v2 = try a.f.commitSource(["index.html": "v2"])
+        let commit = try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2))
+        #expect(try a.notify(after: commit).status == 202)
+        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v2" })
+        let rolled = try a.f.slipway(["rollback", "demo"])
+        #expect(rolled.status == 0, "\(rolled.output)")
+        #expect(rolled.stdout.contains("asked the running agent (pid \(a.process.processIdentifier))"))
+        #expect(a.f.current() == first)
+        #expect(try a.f.appStatus()["condition"] as? String == "pinned")
+    }
+
     @Test func aHalfOpenClientIsDisconnected() throws {
         let a = try RunningAgent()
         try a.f.commitSource(["index.html": "v1"])

@@ -36,6 +36,9 @@ public struct AppStatus: Sendable, Codable, Equatable {
     public var current: ReleaseID?
     public var lastDeploy: DeployOutcome?
     public var memory: AppMemory
+    /// What became of the last operator request (rollback): kept apart from `message`, which
+    /// every pass rewrites, so the CLI that asked can report it.
+    public var lastRequest: String?
 
     public init(condition: Condition, memory: AppMemory = AppMemory()) {
         self.condition = condition

@@ -5,8 +5,12 @@ import SlipwayCore
 /// Acting on `slipway deploy APP` and `slipway rollback APP`: the queued requests are applied at
 /// the start of a pass (or alone, by an offline CLI holding the lock).
 extension Reconciler {
+    /// Applies every queued request, records the outcome in the state file, and only then
+    /// removes the request files: a CLI waiting for its request to go finds the answer written.
     func applyRequests(_ state: inout AgentState) {
-        for request in requests.pending() {
+        let pending = requests.pending()
+        guard !pending.isEmpty else { return }
+        for request in pending {
             var status = state.apps[request.app.value] ?? AppStatus(condition: .converged)
             switch request.kind {
             case .deploy:
@@ -16,8 +20,9 @@ extension Reconciler {
                 status = rollback(request.app, to: request.argument, status: status)
             }
             state.apps[request.app.value] = status
-            requests.done(request)
         }
+        save(state)
+        pending.forEach(requests.done)
     }
 
     func rollback(_ app: AppName, to requested: String?, status: AppStatus) -> AppStatus {
@@ -29,6 +34,7 @@ extension Reconciler {
         switch RollbackTarget.choose(observed, requested: requested) {
         case .failure(let problem):
             status.message = "rollback refused: \(problem)"
+            status.lastRequest = status.message
             appLogger.error("rollback refused: \(problem)")
         case .success(let target):
             do {
@@ -39,9 +45,11 @@ extension Reconciler {
                 status.condition = .pinned
                 status.current = target
                 status.message = "pinned to \(target): rolled back from \(from); released when the manifest changes"
+                status.lastRequest = status.message
                 appLogger.info("rolled back from \(from) to \(target); pinned until the manifest changes", metadata: ["stage": "switch"])
             } catch {
                 status.message = "rollback failed: \(error)"
+                status.lastRequest = status.message
                 appLogger.error("rollback failed: \(error)")
             }
         }

@@ -18,6 +18,7 @@ public struct AgentService: Service {
 
     public func run() async throws {
         let reconciler = Reconciler(config: runtime.config, logger: logger, runtime: runtime)
+        let executor = PassExecutor()
         let hangup = Self.onSignal(SIGHUP) { [runtime] in runtime.wake() }
         defer { hangup.cancel() }
         let ticker = Task { [runtime] in
@@ -30,7 +31,9 @@ public struct AgentService: Service {
 
         runtime.wake()
         for await _ in runtime.wakeups.cancelOnGracefulShutdown() {
-            let result = await cancelWhenGracefulShutdown { await reconciler.pass() }
+            let result = await cancelWhenGracefulShutdown {
+                await withTaskExecutorPreference(executor) { await reconciler.pass() }
+            }
             if result.converged {
                 logger.debug("pass converged")
             } else if let error = result.error {

@@ -123,15 +123,8 @@ struct FailureTests {
         let marker = f.root + "/build-started"
         try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60; echo done > BUILT"))
 
-        let agent = Process()
-        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
-        agent.arguments = ["agent", "--once", "--config", f.configPath]
-        agent.standardOutput = FileHandle.nullDevice
-        agent.standardError = FileHandle.nullDevice
-        try agent.run()
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: marker) && Date() < deadline { usleep(20_000) }
-        #expect(FileManager.default.fileExists(atPath: marker))
+        let agent = try f.launch(["agent", "--once"])
+        #expect(f.waitUntil(seconds: 60) { FileManager.default.fileExists(atPath: marker) })
         kill(agent.processIdentifier, SIGKILL)
         agent.waitUntilExit()
 
@@ -190,16 +183,9 @@ struct ShutdownTests {
         let slow = try f.commitSource(["index.html": "slow"])
         let marker = f.root + "/build-started"
         try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60"))
-        let agent = Process()
-        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
-        agent.arguments = ["agent", "--config", f.configPath]
-        agent.standardOutput = FileHandle.nullDevice
-        agent.standardError = FileHandle.nullDevice
-        try agent.run()
+        let agent = try f.launch(["agent"])
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: marker) && Date() < deadline { usleep(20_000) }
-        #expect(FileManager.default.fileExists(atPath: marker))
+        #expect(f.waitUntil(seconds: 60) { FileManager.default.fileExists(atPath: marker) })
 
         let stopped = Date()
         kill(agent.processIdentifier, SIGTERM)

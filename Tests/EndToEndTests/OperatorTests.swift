@@ -53,12 +53,7 @@ struct OperatorTests {
         let f = try Fixture()
         try f.commitSource(["index.html": "x"])
         try f.commitManifest("demo.yaml", f.manifest(ref: "main"))
-        let agent = Process()
-        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
-        agent.arguments = ["agent", "--config", f.configPath]
-        agent.standardOutput = FileHandle.nullDevice
-        agent.standardError = FileHandle.nullDevice
-        try agent.run()
+        let agent = try f.launch(["agent"])
         defer {
             kill(agent.processIdentifier, SIGKILL)
             agent.waitUntilExit()

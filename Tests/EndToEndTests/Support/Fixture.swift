@@ -130,6 +130,25 @@ final class Fixture {
         try Fixture.run(Fixture.binary, arguments + (config ? ["--config", configPath] : []), timeout: timeout)
     }
 
+    /// Starts `slipway ARGS --config <config>` in the background (output discarded); the caller stops it.
+    func launch(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Fixture.binary)
+        process.arguments = arguments + ["--config", configPath]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Polls until `condition` holds or `seconds` pass; returns whether it held.
+    @discardableResult
+    func waitUntil(seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() && Date() < deadline { usleep(20_000) }
+        return condition()
+    }
+
     func pass(timeout: Double = 120) throws -> RunResult {
         try slipway(["agent", "--once"], timeout: timeout)
     }

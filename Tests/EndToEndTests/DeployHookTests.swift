@@ -124,7 +124,6 @@ struct DeployHookTests {
         try a.start()
         defer {
             a.stop()
-            // The hook outlives a stopped agent until its own timeout; this test does not wait for that.
             _ = try? Fixture.run("/usr/bin/pkill", ["-KILL", "-f", "sleep 61"], timeout: 5)
         }
         #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
@@ -134,5 +133,10 @@ struct DeployHookTests {
         #expect(try a.notify(after: commit).status == 202)
         #expect(a.waitFor({ a.f.currentFile("frontend/index.html") == "v2" }, seconds: 10))
         #expect(Date().timeIntervalSince(started) < 5)
+
+        // Stopping the agent stops the hook commands still running.
+        #expect(try !Fixture.run("/usr/bin/pgrep", ["-f", "sleep 61"], timeout: 5).stdout.isEmpty)
+        a.stop()
+        #expect(a.waitFor({ (try? Fixture.run("/usr/bin/pgrep", ["-f", "sleep 61"], timeout: 5).stdout.isEmpty) == true }, seconds: 10))
     }
 }

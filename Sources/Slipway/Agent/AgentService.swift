@@ -42,6 +42,7 @@ public struct AgentService: Service {
                 logger.warning("pass left \(result.unsettled.count) app(s) unsettled: \(result.unsettled.map { "\($0.app)" }.joined(separator: ", "))")
             }
         }
+        await withTaskExecutorPreference(executor) { await reconciler.stopHooks() }
         logger.info("agent stopped")
     }
 

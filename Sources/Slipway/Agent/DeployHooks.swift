@@ -4,7 +4,7 @@ import SlipwayCore
 
 /// Runs `on_deploy` hooks after a deploy ends: each in its own task, never awaited by the
 /// deploy, so a failing or hanging hook cannot block or fail one. Commands are killed at their
-/// timeout; webhooks are retried with backoff. Failures are logged and counted.
+/// timeout (or when the agent stops); webhooks are retried with backoff. Failures are logged and counted.
 struct DeployHooks {
     let config: AgentConfig
     let metrics: AgentMetrics
@@ -90,6 +90,7 @@ struct DeployHooks {
                 logger.warning("on_deploy webhook \(url) failed (attempt \(attempt + 1)): \(error)", metadata: ["app": "\(facts.app)"])
             }
             if attempt < hook.retries {
+                if Task.isCancelled { break }
                 try? await Task.sleep(for: delay)
                 delay *= 2
             }

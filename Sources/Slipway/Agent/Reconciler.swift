@@ -331,6 +331,12 @@ public final class Reconciler: @unchecked Sendable {
         }
     }
 
+    /// Stops on_deploy hooks still running (their commands get SIGTERM, then SIGKILL), for shutdown.
+    public func stopHooks() async {
+        hookTasks.forEach { $0.cancel() }
+        await waitForHooks()
+    }
+
     /// Waits for on_deploy hooks still running (each is bounded by its timeout).
     public func waitForHooks() async {
         guard !hookTasks.isEmpty else { return }

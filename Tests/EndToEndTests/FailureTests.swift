@@ -209,3 +209,24 @@ struct ShutdownTests {
         #expect(f.currentFile("frontend/index.html") == "slow")
     }
 }
+
+@Suite(.timeLimit(.minutes(5)))
+struct HugeManifestTests {
+    @Test func aHugeManifestIsRefusedUnreadAndTheOtherAppsDeploy() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha) + "\n# " + String(repeating: "x", count: 2_000_000) + "\n")
+        try f.commitManifest("other.yaml", f.manifest(app: "other", ref: sha))
+        let result = try f.pass()
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("manifests/demo.yaml:1:1: the file is 2"))
+        #expect(result.stderr.contains("a manifest may be at most 1048576"))
+        #expect(f.current() == before)
+        #expect(try f.appStatus()["condition"] as? String == "invalid")
+        #expect(f.current("other") != nil)
+    }
+}

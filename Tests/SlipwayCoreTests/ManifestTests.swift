@@ -203,3 +203,13 @@ import Foundation
         #expect(ManifestSet.declaredApp(in: "source: {}\n").0 == nil)
     }
 }
+
+@Suite struct OversizedManifestTests {
+    @Test func aFileTooLargeToReadIsInvalidWithItsSize() {
+        let set = ManifestSet(files: [.init(path: "big.yaml", text: "", tooLarge: 5_000_000)])
+        #expect(set.valid.isEmpty)
+        #expect(set.allDiagnostics.map(\.description) == [
+            "big.yaml:1:1: the file is 5000000 bytes; a manifest may be at most 1048576 — one app per file, and no data in manifests",
+        ])
+    }
+}

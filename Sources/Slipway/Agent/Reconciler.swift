@@ -167,7 +167,10 @@ public final class Reconciler: @unchecked Sendable {
         }
         let folder = config.manifests.path.value
         let files = try repo.files(atCommit: commit, under: folder, matching: ManifestSet.isManifestPath)
-        return (commit, ManifestSet(files: files.map { .init(path: $0.path, text: String(decoding: $0.bytes, as: UTF8.self)) }))
+        return (commit, ManifestSet(files: files.map { file in
+            ManifestSet.File(path: file.path, text: file.bytes.map { String(decoding: $0, as: UTF8.self) } ?? "",
+                             tooLarge: file.bytes == nil ? file.size : nil)
+        }))
     }
 
     /// Every app declared, plus every app with files or state here (so removals are noticed).

@@ -85,9 +85,18 @@ public final class GitRepository {
         return GitTree(pointer: tree!, repository: self)
     }
 
+    /// A file read from a commit: its bytes, or nil when it is larger than the reader accepts.
+    public struct StoredFile {
+        public var path: String
+        public var size: Int
+        public var bytes: [UInt8]?
+    }
+
     /// Every regular file below `folder` at `commit`, read straight from the object database.
+    /// A file over `maxBytes` is listed with its size but not read, so one huge file cannot
+    /// exhaust memory or hide the others.
     public func files(atCommit sha: String, under folder: String, matching include: (String) -> Bool,
-                      maxBytes: Int = 1 << 20) throws(GitError) -> [(path: String, bytes: [UInt8])] {
+                      maxBytes: Int = 1 << 20) throws(GitError) -> [StoredFile] {
         let root = try tree(ofCommit: sha)
         let start: GitTree
         if folder == "." || folder.isEmpty {
@@ -96,10 +105,12 @@ public final class GitRepository {
             guard let subtree = try root.subtree(at: folder) else { return [] }
             start = subtree
         }
-        var result: [(String, [UInt8])] = []
+        var result: [StoredFile] = []
         try start.walk(prefix: folder == "." ? "" : folder) { (path, entry) throws(GitError) in
             guard entry.kind == .file || entry.kind == .executable, include(path) else { return }
-            result.append((path, try blobBytes(entry.oid, maxBytes: maxBytes, describing: path)))
+            let size = try blobSize(entry.oid, describing: path)
+            result.append(StoredFile(path: path, size: size,
+                                     bytes: size > maxBytes ? nil : try blobBytes(entry.oid, maxBytes: maxBytes, describing: path)))
         }
         return result
     }
@@ -115,6 +126,14 @@ public final class GitRepository {
         }
         guard size > 0, let raw = git_blob_rawcontent(blob) else { return [] }
         return Array(UnsafeRawBufferPointer(start: raw, count: size))
+    }
+
+    func blobSize(_ oid: git_oid, describing path: String) throws(GitError) -> Int {
+        var oid = oid
+        var blob: OpaquePointer?
+        try GitError.check("reading \(path)", git_blob_lookup(&blob, pointer, &oid))
+        defer { git_blob_free(blob) }
+        return Int(git_blob_rawsize(blob))
     }
 
     /// Calls `body` with the blob's bytes in place (no copy); the buffer is valid only inside `body`.

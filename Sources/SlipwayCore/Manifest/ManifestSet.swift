@@ -5,10 +5,13 @@ public struct ManifestSet: Sendable {
     public struct File: Sendable {
         public var path: String
         public var text: String
+        /// Set (to the size in bytes) when the file was too large to read: it is refused unread.
+        public var tooLarge: Int?
 
-        public init(path: String, text: String) {
+        public init(path: String, text: String, tooLarge: Int? = nil) {
             self.path = path
             self.text = text
+            self.tooLarge = tooLarge
         }
     }
 
@@ -32,6 +35,12 @@ public struct ManifestSet: Sendable {
     public init(files: [File]) {
         var decoded: [(File, Result<Manifest, Diagnostics>, AppName?, SourceMark)] = []
         for file in files.sorted(by: { $0.path < $1.path }) {
+            if let size = file.tooLarge {
+                invalid.append(Invalid(path: file.path, app: nil, diagnostics: Diagnostics([Diagnostic(
+                    file: file.path, at: SourceMark(line: 1, column: 1), "the file is \(size) bytes; a manifest may be at most \(YAMLParser.Limits().maxInputBytes)",
+                    hint: "one app per file, and no data in manifests")])))
+                continue
+            }
             let result = ManifestDecoder.decode(file.text, file: file.path)
             let (name, mark) = Self.declaredApp(in: file.text)
             decoded.append((file, result, name, mark))

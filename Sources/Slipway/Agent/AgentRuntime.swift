@@ -52,10 +52,6 @@ public final class AgentRuntime: Sendable {
             return value.commit
         }
     }
-
-    func finish() {
-        wakeContinuation.finish()
-    }
 }
 
 /// A small lock-protected box (Synchronization's Mutex needs macOS 15; this works everywhere).

@@ -60,6 +60,5 @@ extension Reconciler {
     public func applyPendingRequests() {
         var state = stateFile.load()
         applyRequests(&state)
-        save(state)
     }
 }

@@ -28,6 +28,8 @@ public final class Reconciler: @unchecked Sendable {
     let runtime: AgentRuntime?
     /// Where pass, stage and deploy events go; the running agent publishes them on its event hub.
     public var onEvent: @Sendable (AgentEvent) -> Void
+    /// The allowed signers as this pass read them (once per pass, not once per app).
+    private var passSigners: AllowedSigners?
     /// on_deploy hooks still running; a one-shot pass waits for them before the process exits.
     private var hookTasks: [Task<Void, Never>] = []
 
@@ -60,6 +62,7 @@ public final class Reconciler: @unchecked Sendable {
         let started = UTCTime.now
         var state = stateFile.load()
         var result = PassResult()
+        passSigners = nil
         onEvent(AgentEvent(.passStarted))
         mirrors.startPass()
         applyRequests(&state)
@@ -161,7 +164,9 @@ public final class Reconciler: @unchecked Sendable {
                 metrics.manifestsRefused(trust.refused, isNew: trust.refused != nil
                     && (trust.refused?.commit != previousRefusal?.commit || trust.refused?.reason != previousRefusal?.reason))
             }
-            commit = try gate.commitToUse(tip: tip, repo: repo, status: &trust)
+            let signers = try gate.allowedSigners()
+            passSigners = signers
+            commit = try gate.commitToUse(tip: tip, repo: repo, signers: signers, status: &trust)
         } else {
             state.trust = nil
         }
@@ -194,9 +199,11 @@ public final class Reconciler: @unchecked Sendable {
         guard entry.manifest.runs(on: config.host) else { return .notOnThisHost }
         switch mirrors.resolve(entry.manifest.source) {
         case .success(let sha):
-            if let gate = trustGate, let repo = try? mirrors.open(entry.manifest.source.repo),
-               let problem = gate.sourceProblem(sha: sha, repo: repo) {
-                return .untrusted(problem)
+            if let gate = trustGate, gate.verification.sources {
+                guard let signers = passSigners, let repo = try? mirrors.open(entry.manifest.source.repo) else {
+                    return .untrusted("source commit \(sha.prefix(12)) could not be verified: no allowed signers were read this pass")
+                }
+                if let problem = gate.sourceProblem(sha: sha, repo: repo, signers: signers) { return .untrusted(problem) }
             }
             return .resolved(ResolvedApp(manifest: entry.manifest, manifestPath: entry.path, sourceSHA: sha))
         case .failure(let problem):

@@ -53,8 +53,8 @@ struct TrustGate {
     }
 
     /// The commit to read manifests from: the tip when it may be trusted, else the last verified one.
-    func commitToUse(tip: String, repo: GitRepository, status: inout TrustStatus) throws -> String {
-        let signers = try allowedSigners()
+    /// `signers` is this pass's reading of the allowed signers file.
+    func commitToUse(tip: String, repo: GitRepository, signers: AllowedSigners, status: inout TrustStatus) throws -> String {
         let (armored, payload) = try repo.signature(ofCommit: tip)
         let signature = SignatureVerifier.verify(armored: armored, payload: payload, allowed: signers)
         let last = status.lastVerifiedCommit
@@ -88,11 +88,11 @@ struct TrustGate {
     }
 
     /// With `sources: true`: nil when the app's source commit is signed by an allowed key, else why not.
-    func sourceProblem(sha: String, repo: GitRepository) -> String? {
+    func sourceProblem(sha: String, repo: GitRepository, signers: AllowedSigners) -> String? {
         guard verification.sources else { return nil }
         do {
             let (armored, payload) = try repo.signature(ofCommit: sha)
-            if case .failure(let failure) = SignatureVerifier.verify(armored: armored, payload: payload, allowed: try allowedSigners()) {
+            if case .failure(let failure) = SignatureVerifier.verify(armored: armored, payload: payload, allowed: signers) {
                 return "source commit \(sha.prefix(12)) refused: \(failure.description)"
             }
             return nil

@@ -30,6 +30,16 @@ struct APITests {
             """, to: f.configPath)
         }
 
+        /// A running agent already serving "v1" of app demo; `ref` is "main" (follow the branch) or nil (the commit).
+        static func servingV1(ref: String? = nil, extra: String = "") throws -> (agent: RunningAgent, v1: String) {
+            let a = try RunningAgent(extra: extra)
+            let v1 = try a.f.commitSource(["index.html": "v1"])
+            try a.f.commitManifest("demo.yaml", a.f.manifest(ref: ref ?? v1))
+            try a.start()
+            guard a.waitFor({ a.f.currentFile("frontend/index.html") == "v1" }) else { throw FixtureError("v1 was not deployed: \(a.log)") }
+            return (a, v1)
+        }
+
         func start() throws {
             process.executableURL = URL(fileURLWithPath: Fixture.binary)
             process.arguments = ["agent", "--config", f.configPath]
@@ -144,12 +154,8 @@ struct APITests {
     }
 
     @Test func aSignedNotificationTriggersAPassAndForgeriesTriggerNothing() throws {
-        let a = try RunningAgent()
-        try a.f.commitSource(["index.html": "v1"])
-        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: "main"))
-        try a.start()
+        let (a, _) = try RunningAgent.servingV1(ref: "main")
         defer { a.stop() }
-        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
         #expect(a.waitFor { (try? a.passes()) == 1 })
 
         let v2 = try a.f.commitSource(["index.html": "v2"])
@@ -182,12 +188,8 @@ struct APITests {
     }
 
     @Test func rollbackReachesARunningAgentAndReportsItsAnswer() throws {
-        let a = try RunningAgent()
-        let v1 = try a.f.commitSource(["index.html": "v1"])
-        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v1))
-        try a.start()
+        let (a, _) = try RunningAgent.servingV1()
         defer { a.stop() }
-        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
         let first = try #require(a.f.current())
 
         let refused = try a.f.slipway(["rollback", "demo"])
@@ -258,12 +260,8 @@ struct APITests {
     }
 
     @Test func aDeployInProgressIsSupersededBeforeItsSwitchWhenANewerCommitIsPushed() throws {
-        let a = try RunningAgent()
-        let v1 = try a.f.commitSource(["index.html": "v1"])
-        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v1))
-        try a.start()
+        let (a, _) = try RunningAgent.servingV1()
         defer { a.stop() }
-        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
 
         let marker = a.f.root + "/slow-build-started"
         let v2 = try a.f.commitSource(["index.html": "v2"])
@@ -282,12 +280,8 @@ struct APITests {
     }
 
     @Test func deployWaitFollowsThePassStageByStageAndFailsWithTheDeploy() throws {
-        let a = try RunningAgent()
-        let v1 = try a.f.commitSource(["index.html": "v1"])
-        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v1))
-        try a.start()
+        let (a, _) = try RunningAgent.servingV1()
         defer { a.stop() }
-        #expect(a.waitFor { a.f.currentFile("frontend/index.html") == "v1" })
 
         let v2 = try a.f.commitSource(["index.html": "v2"])
         try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2, backendBuild: "echo compiling-v2; sleep 1"))

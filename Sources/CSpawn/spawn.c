@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 int slipway_spawn(const char *cwd, char *const argv[], char *const envp[],
                   int stdin_fd, int stdout_fd, int stderr_fd, int fd3, pid_t *pid) {
@@ -39,4 +40,13 @@ int slipway_spawn(const char *cwd, char *const argv[], char *const envp[],
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     return rc;
+}
+
+int slipway_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
 }

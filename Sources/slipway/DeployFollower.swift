@@ -73,6 +73,10 @@ final class DeployFollower: @unchecked Sendable {
             guard following, let app = event.app else { return }
             if event.state == "failed", self.app == nil || self.app == app { failed = true }
             emit("\(app): deploy \(event.state ?? "") \(event.release ?? "")")
+        case .reload:
+            guard following, let app = event.app else { return }
+            if event.state == "failed", self.app == nil || self.app == app { failed = true }
+            emit("\(app): reload \(event.state ?? "") \(event.release ?? "")" + (event.error.map { ": \($0)" } ?? ""))
         case .passFinished:
             guard following else { return }
             let unsettled = event.unsettled ?? []

@@ -22,6 +22,7 @@ struct APITests {
               repo: \(manifestsRepo ?? f.manifestsRepo)
             apps_root: \(f.appsRoot)
             state_dir: \(f.stateDir)
+            apps_user: \(Fixture.appsUser)
             poll_interval: \(pollInterval)
             listen: 127.0.0.1:0
             notify:
@@ -263,7 +264,7 @@ struct APITests {
         let (a, _) = try RunningAgent.servingV1()
         defer { a.stop() }
 
-        let marker = a.f.root + "/slow-build-started"
+        let marker = a.f.scratch + "/slow-build-started"
         let v2 = try a.f.commitSource(["index.html": "v2"])
         let slow = try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2, backendBuild: "touch \(marker); sleep 3"))
         #expect(try a.notify(after: slow).status == 202)

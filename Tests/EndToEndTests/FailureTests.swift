@@ -120,7 +120,7 @@ struct FailureTests {
         let before = try #require(f.current())
 
         let slow = try f.commitSource(["index.html": "slow"])
-        let marker = f.root + "/build-started"
+        let marker = f.scratch + "/build-started"
         try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60; echo done > BUILT"))
 
         let agent = try f.launch(["agent", "--once"])
@@ -181,7 +181,7 @@ struct ShutdownTests {
         let before = try #require(f.current())
 
         let slow = try f.commitSource(["index.html": "slow"])
-        let marker = f.root + "/build-started"
+        let marker = f.scratch + "/build-started"
         try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60"))
         let agent = try f.launch(["agent"])
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }

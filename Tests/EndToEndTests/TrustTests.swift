@@ -21,6 +21,7 @@ struct TrustTests {
                 sources: \(sources)
             apps_root: \(f.appsRoot)
             state_dir: \(f.stateDir)
+            apps_user: \(Fixture.appsUser)
             listen: 127.0.0.1:0
             """, to: f.configPath)
         }

@@ -128,7 +128,7 @@ import Testing
     }
 
     @Test func stagesAreOneOrderedList() {
-        #expect(Stage.deploy.map(\.rawValue) == ["fetch", "build", "switch", "prune"])
-        #expect(Stage.rollback == [.switch])
+        #expect(Stage.deploy.map(\.rawValue) == ["fetch", "build", "switch", "reload", "verify", "prune"])
+        #expect(Stage.rollback == [.switch, .reload, .verify])
     }
 }

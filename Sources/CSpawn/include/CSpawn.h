@@ -13,4 +13,8 @@ int slipway_spawn(const char *cwd,
                   int fd3,
                   pid_t *pid);
 
+/// pidfd_open(2): a file descriptor that becomes readable when `pid` exits, for poll(2).
+/// Returns the fd, or -1 with errno set (ENOSYS before Linux 5.3).
+int slipway_pidfd_open(pid_t pid);
+
 #endif

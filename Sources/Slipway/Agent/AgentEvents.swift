@@ -9,6 +9,8 @@ public struct AgentEvent: Sendable, Codable, Equatable {
         case passStarted = "pass-started"
         case stage
         case deploy
+        /// A rolling reload outside a deploy (an env_file change, `slipway reload`, an agent restart).
+        case reload
         case passFinished = "pass-finished"
         /// The first line of an event stream: the subscription is live.
         case subscribed

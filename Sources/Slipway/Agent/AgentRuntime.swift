@@ -8,6 +8,8 @@ public final class AgentRuntime: Sendable {
     public let config: AgentConfig
     public let metrics: AgentMetrics
     public let events = EventHub()
+    /// The app workers this agent runs; they live as long as the agent, not a pass.
+    public let supervisor: Supervisor
     let wakeups: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     private let announced = Mutex<Announcement?>(nil)
@@ -21,6 +23,7 @@ public final class AgentRuntime: Sendable {
     public init(config: AgentConfig, metrics: AgentMetrics = AgentMetrics()) {
         self.config = config
         self.metrics = metrics
+        self.supervisor = Supervisor(config: config, logger: Logger(label: "slipway.supervisor"))
         // Wake-ups coalesce: however many arrive during a pass, one more pass follows.
         (wakeups, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }

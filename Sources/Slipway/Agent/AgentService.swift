@@ -43,6 +43,8 @@ public struct AgentService: Service {
             }
         }
         await withTaskExecutorPreference(executor) { await reconciler.stopHooks() }
+        // Workers drain last: they serve until the very end, each within its stop timeout.
+        await runtime.supervisor.stopAll()
         logger.info("agent stopped")
     }
 

@@ -24,6 +24,8 @@ public struct AgentState: Sendable, Codable, Equatable {
 public struct AppStatus: Sendable, Codable, Equatable {
     public enum Condition: String, Sendable, Codable {
         case converged, pinned, failed, invalid, unresolved, untrusted, removed, interrupted
+        /// Deployed, but its workers are crash-looping (shown by `status` from the worker table).
+        case degraded
         case notOnThisHost = "not-on-this-host"
     }
 
@@ -49,7 +51,7 @@ public struct AppStatus: Sendable, Codable, Equatable {
     public var isSettled: Bool {
         switch condition {
         case .converged, .pinned, .removed, .notOnThisHost: return true
-        case .failed, .invalid, .unresolved, .untrusted, .interrupted: return false
+        case .failed, .invalid, .unresolved, .untrusted, .interrupted, .degraded: return false
         }
     }
 }

@@ -4,8 +4,9 @@ import SlipwayCore
 
 /// One deploy of one app, as the named stages of `Stage.deploy`: fetch (export the source
 /// commit into staging), build (run the build steps and lay out the release), switch (publish
-/// and point `current` at it), prune. Anything that fails before the switch leaves `current`
-/// exactly as it was.
+/// and point `current` at it), reload (roll the workers onto it), verify (health), prune.
+/// Anything that fails before the switch leaves `current` exactly as it was; a failed reload
+/// or verify switches `current` back and leaves the old workers serving.
 struct Deployment {
     let app: ResolvedApp
     let store: ReleaseStore
@@ -18,6 +19,10 @@ struct Deployment {
     var supersededBy: @Sendable () -> String? = { nil }
     /// Where stage events go (the running agent's event stream, or a CLI printing them).
     var onEvent: @Sendable (AgentEvent) -> Void = { _ in }
+    /// The running agent's supervisor: with it, a backend with workers gets the reload and
+    /// verify stages. Nil for a one-shot pass, which does not run workers.
+    var supervisor: Supervisor?
+    var config: AgentConfig?
 
     struct StageFailure: Error {
         var stage: Stage
@@ -85,6 +90,8 @@ struct Deployment {
             if let newer = supersededBy() {
                 throw StageFailure(stage: .switch, message: "superseded by manifests commit \(newer.prefix(12)) before the switch; the next pass deploys it")
             }
+            let workers = try workerTarget(id)
+            let previous = store.current()
             try await timed(.switch) {
                 try writeRecord(into: stagingDir + "/release", id: id, timings: timings)
                 try store.publish(stagingDir + "/release", as: id)
@@ -92,8 +99,21 @@ struct Deployment {
             }
             try? FileOps.removeTree(stagingDir)
             staging = nil
+            if let supervisor, let workers {
+                let app = await supervisor.supervisor(for: name)
+                try await timed(.reload) {
+                    if case .failed(let stage, let reason) = await app.reload(to: workers) {
+                        throw switchBack(from: id, to: previous, stage: stage, reason: reason)
+                    }
+                }
+                try await timed(.verify) {
+                    if case .failed(let stage, let reason) = await app.verify() {
+                        throw switchBack(from: id, to: previous, stage: stage, reason: reason)
+                    }
+                }
+            }
             try await timed(.prune) {
-                try prune()
+                try await prune()
             }
             return DeployOutcome(release: id, sha: app.sourceSHA, result: .succeeded, failedStage: nil, error: nil,
                                  logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
@@ -106,6 +126,37 @@ struct Deployment {
         }
     }
 
+    /// The workers this release should get; a problem here (a missing account, a bad env_file)
+    /// fails the deploy before the switch.
+    private func workerTarget(_ id: ReleaseID) throws -> WorkerTarget? {
+        guard supervisor != nil, let config else { return nil }
+        do {
+            return try WorkerTarget.make(manifest: app.manifest, release: id, sha: app.sourceSHA, config: config)
+        } catch {
+            throw StageFailure(stage: .reload, message: "\(error)")
+        }
+    }
+
+    /// After the workers refused the new release: `current` goes back to where it was (or is
+    /// removed on a first deploy), and the release is marked failed so it is not switched to again.
+    private func switchBack(from id: ReleaseID, to previous: ReleaseID?, stage: Stage, reason: String) -> StageFailure {
+        var message = reason
+        do {
+            if let previous {
+                try store.switchCurrent(to: previous)
+                message += "; current switched back to \(previous)"
+            } else {
+                store.unsetCurrent()
+                message += "; current removed (there was no earlier release)"
+            }
+            try store.markFailed(id, stage: stage, reason: reason)
+        } catch {
+            message += "; switching back failed: \(error)"
+        }
+        logger.error("\(stage) failed: \(message)", metadata: ["stage": "\(stage)"])
+        return StageFailure(stage: stage, message: message)
+    }
+
     private func build(in source: String, id: ReleaseID, staging: String, logPath: String) async throws {
         var steps: [(step: String, command: String)] = []
         if let command = app.manifest.frontend?.build { steps.append(("frontend", command)) }
@@ -115,8 +166,22 @@ struct Deployment {
         for variable in app.manifest.env { environment[variable.name] = variable.value }
         let log = try BuildLog.create(at: logPath)
         defer { log.close() }
+        let account: AppAccount?
         do {
-            try await BuildRunner().run(steps, in: source, environment: environment, timeout: app.manifest.buildTimeout, log: log)
+            account = try AppAccount.forApp(declared: app.manifest.backend?.user, fallback: config?.appsUser ?? AgentConfig.defaultAppsUser)
+        } catch {
+            throw StageFailure(stage: .build, message: "\(error)")
+        }
+        if let account {
+            environment["HOME"] = account.home
+            environment["USER"] = account.name
+            // The build may write in its tree; the files it did not make stay read-only to it.
+            FileOps.changeOwner(source, uid: account.uid, gid: account.gid, directoriesOnly: true)
+        }
+        // Once built, the release belongs to the agent: the app's workers can read it, not change it.
+        defer { if account != nil { FileOps.changeOwner(source, uid: geteuid(), gid: getegid()) } }
+        do {
+            try await BuildRunner(account: account).run(steps, in: source, environment: environment, timeout: app.manifest.buildTimeout, log: log)
         } catch let failure as BuildRunner.Failure {
             throw StageFailure(stage: .build, message: failure.description, logPath: logPath)
         }
@@ -163,8 +228,9 @@ struct Deployment {
         guard symlink(target, link) == 0 else { throw SystemError("linking shared directory", path: link) }
     }
 
-    private func prune() throws {
-        let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(stateDir)/logs/\(app.manifest.app)")
+    private func prune() async throws {
+        let inUse = await supervisor?.existing(app.manifest.app)?.releasesInUse() ?? []
+        let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(stateDir)/logs/\(app.manifest.app)", inUse: inUse)
         if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
     }
 }

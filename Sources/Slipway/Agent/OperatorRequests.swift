@@ -1,12 +1,12 @@
 import Foundation
 import SlipwayCore
 
-/// Requests from `slipway deploy APP` and `slipway rollback APP`, queued as files under
+/// Requests from `slipway deploy APP`, `slipway rollback APP` and `slipway reload APP`, queued as files under
 /// `state_dir/requests/` so they survive a restart and reach a running agent (woken by SIGHUP)
 /// or the next offline pass alike. Only the lock holder acts on them.
 public struct OperatorRequests: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
-        case deploy, rollback
+        case deploy, rollback, reload
     }
 
     public struct Request: Sendable, Equatable {

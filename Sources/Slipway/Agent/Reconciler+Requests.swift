@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import SlipwayCore
 
-/// Acting on `slipway deploy APP` and `slipway rollback APP`: the queued requests are applied at
+/// Acting on `slipway deploy APP`, `slipway rollback APP` and `slipway reload APP`: the queued requests are applied at
 /// the start of a pass (or alone, by an offline CLI holding the lock).
 extension Reconciler {
     /// Applies every queued request, records the outcome in the state file, and only then
@@ -18,6 +18,9 @@ extension Reconciler {
                 logger.info("operator asked for a deploy", metadata: ["app": "\(request.app)"])
             case .rollback:
                 status = rollback(request.app, to: request.argument, status: status)
+            case .reload:
+                status.memory.reloadRequested = true
+                logger.info("operator asked for a rolling reload", metadata: ["app": "\(request.app)"])
             }
             state.apps[request.app.value] = status
         }

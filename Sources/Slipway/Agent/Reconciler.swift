@@ -241,7 +241,7 @@ public final class Reconciler: @unchecked Sendable {
         switch plan.action {
         case .upToDate:
             status.condition = .converged
-            prune(store, desired: desired, logger: logger)
+            await prune(store, desired: desired, logger: logger)
         case .keepPinned(let id, let move, let learned):
             if move {
                 do {
@@ -266,7 +266,7 @@ public final class Reconciler: @unchecked Sendable {
                                                   error: nil, logPath: nil,
                                                   stages: [.init(stage: .switch, startedAt: started, milliseconds: (ContinuousClock.now - clock).milliseconds)],
                                                   finishedAt: .now)
-                prune(store, desired: desired, logger: logger)
+                await prune(store, desired: desired, logger: logger)
             } catch {
                 status.condition = .failed
                 status.message = "switching to \(id) failed: \(error)"
@@ -275,7 +275,7 @@ public final class Reconciler: @unchecked Sendable {
             logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
             let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
                                            manifestsCommit: manifestsCommit, logger: logger, supersededBy: supersededBy,
-                                           onEvent: onEvent).run()
+                                           onEvent: onEvent, supervisor: runtime?.supervisor, config: config).run()
             var deployEvent = AgentEvent(.deploy, app: app.value, state: outcome.result.rawValue)
             deployEvent.release = outcome.release?.description
             deployEvent.error = outcome.error
@@ -327,14 +327,20 @@ public final class Reconciler: @unchecked Sendable {
             }
             status.message = reason
         }
+        if let supervisor = runtime?.supervisor {
+            await superviseWorkers(app, desired: desired, action: plan.action, supervisor: supervisor, status: &status,
+                                   memory: &memory, logger: logger)
+        }
         status.memory = memory
         return status
     }
 
-    private func prune(_ store: ReleaseStore, desired: DesiredApp, logger: Logger) {
+    private func prune(_ store: ReleaseStore, desired: DesiredApp, logger: Logger) async {
         guard case .resolved(let app) = desired else { return }
         do {
-            let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(config.stateDir)/logs/\(app.manifest.app)")
+            let inUse = await runtime?.supervisor.existing(app.manifest.app)?.releasesInUse() ?? []
+            let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(config.stateDir)/logs/\(app.manifest.app)",
+                                                  inUse: inUse)
             if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
         } catch {
             logger.error("pruning failed: \(error)", metadata: ["stage": "prune"])

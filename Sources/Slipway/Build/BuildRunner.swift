@@ -3,8 +3,10 @@ import SlipwayCore
 
 /// Runs a manifest's build commands (`frontend.build`, `backend.build`) in the exported source
 /// tree, each with a clean environment, all output into the release's build log, the whole
-/// stage bounded by `build_timeout`.
+/// stage bounded by `build_timeout`. When the agent runs as root they run as the app's account.
 struct BuildRunner {
+    var account: AppAccount?
+
     struct Failure: Error, CustomStringConvertible {
         var step: String
         var termination: ChildProcess.Termination
@@ -39,7 +41,7 @@ struct BuildRunner {
         for (step, command) in steps {
             log.note("==> \(step) build: \(command)")
             let started = clock.now
-            let child = try ChildProcess.spawnShell(command, in: directory, environment: environment, outputFD: log.fd)
+            let child = try ChildProcess.spawnShell(command, in: directory, environment: environment, outputFD: log.fd, account: account)
             let remaining = deadline - clock.now
             let termination = await child.wait(timeout: max(remaining, .zero))
             log.note("==> \(step) build \(termination.explanation) after \(DurationText.format(clock.now - started))")

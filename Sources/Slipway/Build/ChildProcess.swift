@@ -25,8 +25,11 @@ struct ChildProcess: Sendable {
     }
 
     /// Starts `/bin/sh -c command` in `directory`, with exactly `environment`, output to `outputFD`.
-    static func spawnShell(_ command: String, in directory: String, environment: [String: String], outputFD: Int32) throws -> ChildProcess {
-        let argv = ["/bin/sh", "-c", command]
+    /// With `account`, it runs as that account (the agent runs as root).
+    static func spawnShell(_ command: String, in directory: String, environment: [String: String], outputFD: Int32,
+                           account: AppAccount? = nil) throws -> ChildProcess {
+        let shell = ["/bin/sh", "-c", command]
+        let argv = account.map { $0.wrap(shell) } ?? shell
         let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         return try spawn(argv: argv, environment: envp, directory: directory, stdout: outputFD, stderr: outputFD)
     }

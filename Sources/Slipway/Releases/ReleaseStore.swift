@@ -87,6 +87,25 @@ public struct ReleaseStore: Sendable {
         FileOps.syncDirectory(layout.root)
     }
 
+    /// Removes `current` (a first release whose workers failed: nothing older to go back to).
+    public func unsetCurrent() {
+        unlink(layout.current)
+        FileOps.syncDirectory(layout.root)
+    }
+
+    /// Records in `release.json` that this release failed after it was published (its workers
+    /// did not come up), so it is never switched to again for the same desired state.
+    func markFailed(_ id: ReleaseID, stage: Stage, reason: String) throws {
+        guard var record = record(id) else { return }
+        record.result = .failed
+        record.failure = "\(stage) failed: \(reason)"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let path = layout.release(id) + "/" + Self.recordName
+        // Release files are read-only; the record is replaced, never edited in place.
+        try FileOps.writeAtomically(Array(try encoder.encode(record)), to: path)
+    }
+
     // MARK: Pruning
 
     /// Prunes releases: each is renamed into trash, so it leaves `releases/` at once. Deleting
@@ -111,11 +130,12 @@ public struct ReleaseStore: Sendable {
 
     /// Prunes what the retention policy says (and the build logs that go with it); returns what went.
     @discardableResult
-    public func applyRetention(keep: Int, logDirectory: String) throws -> [ReleaseID] {
+    public func applyRetention(keep: Int, logDirectory: String, inUse: Set<ReleaseID> = []) throws -> [ReleaseID] {
         let observed = observe(memory: AppMemory())
+        // A release some worker still runs (or drains on) is never pruned under it.
         let doomed = Retention.releasesToPrune(observed.releases.map(\.id), current: observed.current,
                                                previousGood: Retention.previousGood(observed.releases, current: observed.current),
-                                               keep: keep)
+                                               keep: keep).filter { !inUse.contains($0) }
         try prune(doomed)
         BuildLog.prune(in: logDirectory, keeping: Set(releaseIDs()))
         return doomed

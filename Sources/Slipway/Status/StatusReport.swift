@@ -30,6 +30,8 @@ public struct StatusReport: Sendable, Codable {
         public var releasesKept: Int
         public var pin: AppMemory.Pin?
         public var lastDeploy: DeployOutcome?
+        /// The app's workers, as the supervisor last wrote them; nil when it runs none.
+        public var workers: WorkerTable?
     }
 
     public static func build(config: AgentConfig) -> StatusReport {
@@ -43,10 +45,18 @@ public struct StatusReport: Sendable, Codable {
             let store = ReleaseStore(layout: AppLayout(appsRoot: config.appsRoot, app: app))
             let status = state.apps[name]
             let current = store.current()
-            return App(app: name, condition: status?.condition ?? .removed, message: status?.message,
+            let workers = WorkerTable.load(stateDir: config.stateDir, app: name)
+            var condition = status?.condition ?? .removed
+            var message = status?.message
+            if let degraded = workers?.degraded, condition == .converged || condition == .pinned {
+                condition = .degraded
+                message = degraded
+            }
+            return App(app: name, condition: condition, message: message,
                        manifest: status?.manifestPath, declaredRef: status?.declaredRef, declaredSHA: status?.declaredSHA,
                        current: current, currentSHA: current.flatMap { store.record($0)?.source.sha },
-                       releasesKept: store.releaseIDs().count, pin: status?.memory.pin, lastDeploy: status?.lastDeploy)
+                       releasesKept: store.releaseIDs().count, pin: status?.memory.pin, lastDeploy: status?.lastDeploy,
+                       workers: workers.flatMap { $0.workers.isEmpty && $0.degraded == nil ? nil : $0 })
         }
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
@@ -104,6 +114,7 @@ public struct StatusReport: Sendable, Codable {
                 let what = deploy.release?.description ?? String(deploy.sha.prefix(7))
                 lines.append("  last deploy \(what) \(deploy.result.rawValue) \(Self.ago(deploy.finishedAt, now: now))" + (stages.isEmpty ? "" : ": \(stages)"))
             }
+            if let workers = app.workers { lines += Self.workerLines(workers, now: now) }
             if let message = app.message {
                 let marker = app.condition == .converged || app.condition == .pinned ? "  " : "  ! "
                 for line in message.split(separator: "\n", omittingEmptySubsequences: false).prefix(20) {
@@ -112,6 +123,25 @@ public struct StatusReport: Sendable, Codable {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Per worker: slot, pid, release, state, uptime, restarts, RSS (and its own STATUS=).
+    static func workerLines(_ table: WorkerTable, now: UTCTime) -> [String] {
+        var lines = ["  workers" + (table.listen.map { " on \($0)" } ?? "") + (table.generation.map { " · generation \($0)" } ?? "")]
+        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS"]]
+        for worker in table.workers {
+            let up = worker.state == .backoff ? "-" : String(ago(worker.startedAt, now: now).dropLast(4))
+            rows.append(["\(worker.slot)", "\(worker.pid)", worker.release.description, worker.state.rawValue, up,
+                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-"])
+        }
+        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
+        for (index, row) in rows.enumerated() {
+            var line = "    " + row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+            if index > 0, let status = table.workers[index - 1].status { line += "  \"\(status)\"" }
+            lines.append(line)
+        }
+        return lines
     }
 
     static func ago(_ time: UTCTime, now: UTCTime) -> String {

@@ -58,6 +58,21 @@ enum FileOps {
         }
     }
 
+    /// Gives every entry under `path` (not following symlinks) to `uid:gid`; with
+    /// `directoriesOnly`, only the directories (files stay as they are, e.g. shared read-only objects).
+    static func changeOwner(_ path: String, uid: uid_t, gid: gid_t, directoriesOnly: Bool = false) {
+        guard let kind = lstatMode(path) else { return }
+        if kind == S_IFDIR {
+            lchown(path, uid, gid)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+                changeOwner(path + "/" + name, uid: uid, gid: gid, directoriesOnly: directoriesOnly)
+            }
+        } else if !directoriesOnly {
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_uid != uid || info.st_gid != gid { lchown(path, uid, gid) }
+        }
+    }
+
     /// Writes a file atomically: a temp file beside it, fsync, then rename(2) over the old one.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
         let temp = path + ".tmp-\(getpid())"

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SlipwayCore
 
 /// A small HTTP/1.1 client on SwiftNIO's codec, for the CLI and hooks talking to an agent: over
 /// TCP (`http://host:port`) or the agent's unix socket. One request per connection, bounded by a
@@ -61,7 +62,7 @@ public struct AgentClient: Sendable {
         let promise = group.next().makePromise(of: Response.self)
         let collector = ResponseCollector(promise: promise, onBody: onBody)
         let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000 + 1)))
+            .connectTimeout(.milliseconds(max(1, timeout.milliseconds)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -95,7 +96,7 @@ public struct AgentClient: Sendable {
         }
         let timeout = self.timeout
         let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
-            promise.fail(Failure(description: "the agent at \(endpoint) did not answer within \(timeout)"))
+            promise.fail(Failure(description: "\(endpoint) did not answer within \(DurationText.format(timeout))"))
             channel.close(promise: nil)
         }
         defer { timer.cancel() }

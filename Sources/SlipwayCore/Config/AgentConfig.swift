@@ -34,6 +34,16 @@ public struct AgentConfig: Sendable, Equatable {
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
+    /// The account builds and workers run as when the agent runs as root and the manifest names
+    /// no `backend.user`.
+    public var appsUser: String = AgentConfig.defaultAppsUser
+    /// The only directory `backend.env_file` may name a file in: a manifest pusher must not be
+    /// able to make the agent read any file it likes into an app's environment.
+    public var envDir: String = AgentConfig.defaultEnvDir
+
+    public static let defaultAppsUser = "slipway"
+    public static let defaultEnvDir = "/etc/slipway/env"
+
     /// Run after every deploy ends, success or failure (`on_deploy:`).
     public var onDeploy: [DeployHook] = []
 
@@ -106,7 +116,7 @@ public struct AgentConfig: Sendable, Equatable {
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
-                                                              "listen", "socket", "notify", "on_deploy"]) else { return nil }
+                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -167,6 +177,16 @@ public struct AgentConfig: Sendable, Equatable {
             }
         }
         let socketPath = absolute("socket", default: stateDir + "/agent.sock")
+        let envDir = absolute("env_dir", default: defaultEnvDir)
+        var appsUser = defaultAppsUser
+        if let node = top["apps_user"], let name = reader.nonEmptyString(node, "apps_user") {
+            if name == "root" || !AccountName.isValid(name) {
+                reader.report("apps_user must be an unprivileged account name, not '\(name)'", at: node.mark,
+                              hint: "for example 'slipway' (the .deb creates it) or 'www-data'")
+            } else {
+                appsUser = name
+            }
+        }
         var secretFile: String?
         if let node = top["notify"], let fields = reader.fields(of: node, named: "notify", known: ["secret_file"]) {
             secretFile = fields.required("secret_file", example: "/etc/slipway/notify.secret").flatMap { node -> String? in
@@ -197,6 +217,8 @@ public struct AgentConfig: Sendable, Equatable {
         config.socketPath = socketPath
         config.notifySecretFile = secretFile
         config.onDeploy = hooks
+        config.appsUser = appsUser
+        config.envDir = envDir
         if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
             reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,
                           hint: "give it 'secret_file', or set notify.secret_file")

@@ -26,9 +26,23 @@ public struct Manifest: Sendable, Equatable {
         public var output: RelativePath
     }
 
-    public struct Backend: Sendable, Equatable, Codable {
+    public struct Backend: Sendable, Equatable {
         public var build: String?
         public var dir: RelativePath
+        /// Who builds and runs the app when the agent runs as root; nil: the agent's `apps_user`.
+        public var user: String?
+        /// Host-local variables (secrets) merged over `env` for the workers; not seen by builds.
+        public var envFile: String?
+        /// Nil: the backend is published but no workers run it.
+        public var workers: Workers?
+
+        public init(build: String? = nil, dir: RelativePath = .root, user: String? = nil, envFile: String? = nil, workers: Workers? = nil) {
+            self.build = build
+            self.dir = dir
+            self.user = user
+            self.envFile = envFile
+            self.workers = workers
+        }
     }
 
     public struct EnvVar: Sendable, Equatable, Codable {

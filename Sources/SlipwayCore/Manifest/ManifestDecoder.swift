@@ -69,16 +69,7 @@ public enum ManifestDecoder {
             return Manifest.Frontend(build: build, output: output)
         }
 
-        let backend = top["backend"].flatMap { node -> Manifest.Backend? in
-            guard let fields = reader.fields(of: node, named: "backend", known: ["build", "dir"]) else { return nil }
-            let build = fields["build"].flatMap { reader.nonEmptyString($0, "backend.build") }
-            var dir = RelativePath.root
-            if let dirNode = fields["dir"] {
-                guard let value = reader.path(dirNode, "backend.dir", allowRoot: true) else { return nil }
-                dir = value
-            }
-            return Manifest.Backend(build: build, dir: dir)
-        }
+        let backend = top["backend"].flatMap { BackendDecoder.decode($0, reader) }
 
         if let frontend, let backend, !backend.dir.isRoot, frontend.output == backend.dir {
             reader.report("frontend.output and backend.dir are the same directory '\(backend.dir)'", at: root.mark,

@@ -65,6 +65,11 @@ public struct AppMemory: Sendable, Equatable, Codable {
     public var pin: Pin?
     /// Set by `slipway deploy APP`: try a remembered failure once more.
     public var retryRequested: Bool
+    /// The worker generation whose reload failed: not tried again until it changes, or until
+    /// `slipway reload APP`.
+    public var workerFailure: String?
+    /// Set by `slipway reload APP`: replace every worker, even those already up to date.
+    public var reloadRequested: Bool?
 
     public init(failure: Failure? = nil, pin: Pin? = nil, retryRequested: Bool = false) {
         self.failure = failure

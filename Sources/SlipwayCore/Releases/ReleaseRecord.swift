@@ -9,6 +9,8 @@ public struct ReleaseRecord: Sendable, Equatable, Codable {
     public var createdAt: UTCTime
     public var stages: [StageTiming]
     public var result: Result
+    /// Why a published release failed (its workers did not come up); nil when it did not.
+    public var failure: String?
 
     public enum Result: String, Sendable, Codable {
         case succeeded, failed

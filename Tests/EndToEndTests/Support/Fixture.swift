@@ -10,12 +10,19 @@ final class Fixture {
     let configPath: String
     var appsRoot: String { root + "/apps" }
     var stateDir: String { root + "/state" }
+    /// Writable by the builds and workers (which run as `appsUser` under root): for markers.
+    var scratch: String { root + "/scratch" }
 
     init(name: String = "e2e") throws {
         let template = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-\(name)-XXXXXX").path
         var buffer = Array(template.utf8CString)
         guard mkdtemp(&buffer) != nil else { throw FixtureError("mkdtemp failed") }
         root = String(decoding: buffer.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Builds and workers run as an unprivileged account when the tests run as root: it must
+        // be able to reach the release directories.
+        chmod(root, 0o755)
+        try FileManager.default.createDirectory(atPath: root + "/scratch", withIntermediateDirectories: true)
+        chmod(root + "/scratch", 0o1777)
         sourceRepo = root + "/src"
         manifestsRepo = root + "/manifests"
         configPath = root + "/agent.yaml"
@@ -31,8 +38,12 @@ final class Fixture {
         state_dir: \(stateDir)
         poll_interval: 1s
         listen: 127.0.0.1:0
+        apps_user: \(Fixture.appsUser)
         """, to: configPath)
     }
+
+    /// The account builds and workers run as when the tests run as root.
+    static let appsUser = "nobody"
 
     deinit {
         // Kill any agent a test left running on this sandbox, then remove it.

@@ -1,0 +1,417 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// Runs one app's workers: rolling reloads onto a new target, crash restarts with backoff,
+/// graceful replacement above `max_memory`, and a drain on shutdown. An actor, so a rollout,
+/// the monitor and a status snapshot never see a half-changed slot table.
+actor AppSupervisor {
+    let app: AppName
+    let stateDir: String
+    let appDirectory: String
+    let log: WorkerLog
+    let logger: Logger
+
+    private var listener: ListeningSocket?
+    /// Sockets of an earlier `listen`, closed once no worker uses them.
+    private var retiredListeners: [ListeningSocket] = []
+    private var slots: [Int: WorkerProcess] = [:]
+    /// The target the running workers were accepted for: crash restarts start this again.
+    private(set) var target: WorkerTarget?
+    /// The target before the last reload, where a failed `verify` goes back to.
+    private var fallback: WorkerTarget?
+    private var backoff: [Int: RestartBackoff] = [:]
+    private var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
+    private var restarts: [Int: Int] = [:]
+    private var draining: [WorkerProcess] = []
+    /// Workers a previous agent process left running (it was killed): replaced, then stopped.
+    private var orphans: [WorkerTable.Worker]
+    private var busy = false
+    private var monitor: Task<Void, Never>?
+    private var degraded: String?
+    private var rss: [pid_t: UInt64] = [:]
+    private var lastSample = ContinuousClock.now - .seconds(60)
+    private var notifyCounter = 0
+
+    static let memoryInterval = Duration.seconds(3)
+
+    init(app: AppName, stateDir: String, appDirectory: String, logger: Logger) {
+        self.app = app
+        self.stateDir = stateDir
+        self.appDirectory = appDirectory
+        self.log = WorkerLog(path: WorkerLog.path(stateDir: stateDir, app: app))
+        self.logger = logger
+        self.orphans = (WorkerTable.load(stateDir: stateDir, app: app.value)?.workers ?? []).filter {
+            $0.pid > 1 && ProcessTable.startTime(of: $0.pid) == $0.procStartTime
+        }
+    }
+
+    // MARK: Rollout
+
+    /// Brings the workers to `target`, one slot at a time: start the new worker, wait until it
+    /// is ready and healthy, then stop the old one. On a failure the new workers are stopped
+    /// and the slots already moved go back to the previous target, so the old release keeps
+    /// serving. `force` replaces workers that already run the target (`slipway reload`).
+    func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
+        await exclusively {
+            startMonitor()
+            let previous = self.target
+            let result = await rollout(to: target, force: force)
+            if case .failed(let stage, let reason) = result {
+                await revert(to: previous, from: target, after: "\(stage) failed: \(reason)")
+                return result
+            }
+            self.target = target
+            fallback = previous?.id == target.id ? fallback : previous
+            degraded = nil
+            await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)
+            return result
+        }
+    }
+
+    /// After a reload: every worker alive, and (with `health`) as many healthy answers in a
+    /// row as there are workers, whichever of them answers. On a failure the workers go back
+    /// to the target before the reload.
+    func verify() async -> RolloutResult {
+        await exclusively {
+            guard let target else { return .failed(stage: .verify, reason: "no workers run") }
+            var problem: String?
+            for slot in 0..<target.count where slots[slot]?.exit != nil || slots[slot] == nil {
+                problem = "worker \(slot) is not running"
+                break
+            }
+            if problem == nil, let health = target.workers.health, let listener {
+                problem = await HealthProbe(endpoint: listener.endpoint, health: health).check(times: max(2, target.count))
+            }
+            guard let problem else { return .unchanged }
+            await revert(to: fallback, from: target, after: "verify failed: \(problem)")
+            return .failed(stage: .verify, reason: problem)
+        }
+    }
+
+    private func exclusively<T: Sendable>(_ body: () async -> T) async -> T {
+        while busy { try? await Task.sleep(for: .milliseconds(20)) }
+        busy = true
+        defer {
+            busy = false
+            save()
+        }
+        return await body()
+    }
+
+    /// Puts the workers back on `previous` after `target` failed; with no previous target (a
+    /// first start) the failed workers are simply stopped.
+    private func revert(to previous: WorkerTarget?, from target: WorkerTarget, after failure: String) async {
+        log.note(failure)
+        if let previous, previous.id != target.id {
+            log.note("going back to generation \(previous.id) (release \(previous.generation.release))")
+            if case .failed(_, let again) = await rollout(to: previous, force: false) {
+                log.note("going back failed too: \(again)")
+                degraded = "\(failure), and going back to \(previous.generation.release) failed: \(again)"
+            }
+            self.target = previous
+        } else if previous == nil {
+            for (slot, worker) in slots where worker.generation == target.id {
+                slots[slot] = nil
+                await stop(worker, as: target.workers.stop)
+            }
+            self.target = nil
+        }
+        // A failed reload of the same generation keeps what it started: it is that generation too.
+    }
+
+    private func rollout(to target: WorkerTarget, force: Bool) async -> RolloutResult {
+        do {
+            try ensureListener(for: target)
+        } catch {
+            return .failed(stage: .reload, reason: "\(error)")
+        }
+        var replaced = 0, started = 0, stopped = 0
+        for slot in 0..<target.count {
+            if Task.isCancelled { return .failed(stage: .reload, reason: "the agent is shutting down") }
+            let old = slots[slot].flatMap { $0.exit == nil ? $0 : nil }
+            if let old, old.generation == target.id, !force { continue }
+            if let problem = await startReady(slot: slot, target: target) {
+                return .failed(stage: .reload, reason: "worker \(slot) " + problem)
+            }
+            if let old {
+                replaced += 1
+                draining.append(old)
+                Task { await self.drain(old, as: target.workers.stop) }
+            } else {
+                started += 1
+            }
+            restartAt[slot] = nil
+        }
+        for slot in slots.keys.sorted() where slot >= target.count {
+            if let worker = slots.removeValue(forKey: slot) {
+                stopped += 1
+                await stop(worker, as: target.workers.stop)
+            }
+            restartAt[slot] = nil
+        }
+        await waitForDrains()
+        closeRetiredListeners()
+        if replaced + started + stopped == 0 { return .unchanged }
+        log.note("rollout to generation \(target.id) done: \(replaced) replaced, \(started) started, \(stopped) stopped")
+        return .done(replaced: replaced, started: started, stopped: stopped)
+    }
+
+    /// Starts a worker for `slot`; when it is ready (and healthy) it takes the slot.
+    /// Returns what went wrong, or nil.
+    private func startReady(slot: Int, target: WorkerTarget) async -> String? {
+        let worker: WorkerProcess
+        do {
+            worker = try launch(slot: slot, target: target)
+        } catch {
+            return "could not start: \(error)"
+        }
+        let ready = target.workers.ready
+        switch await worker.waitReady(notify: ready.notify, timeout: ready.timeout, settle: Workers.Ready.settle) {
+        case .ready: break
+        case .exited(let termination):
+            return "\(termination.explanation) while starting; see 'slipway logs \(app)'"
+        case .timedOut:
+            await stop(worker, as: target.workers.stop)
+            return "was not ready within \(DurationText.format(ready.timeout))" + (ready.notify ? " (no READY=1 on NOTIFY_SOCKET)" : "")
+        }
+        if let health = target.workers.health, let listener {
+            if let problem = await HealthProbe(endpoint: listener.endpoint, health: health).check() {
+                await stop(worker, as: target.workers.stop)
+                return "failed its health check: \(problem)"
+            }
+        }
+        if let exit = worker.exit { return "\(exit.explanation) right after starting" }
+        slots[slot] = worker
+        return nil
+    }
+
+    private func launch(slot: Int, target: WorkerTarget) throws -> WorkerProcess {
+        var environment = target.environment
+        var notify: NotifySocket?
+        if target.workers.ready.notify {
+            notifyCounter += 1
+            // Inside the app's directory, which its account can reach (the state dir need not be).
+            let directory = appDirectory + "/.slipway/notify"
+            try FileOps.makeDirectories(directory, mode: 0o711)
+            notify = try NotifySocket(path: "\(directory)/w\(slot)-\(notifyCounter).sock", owner: target.account)
+            environment["NOTIFY_SOCKET"] = notify?.path
+        }
+        if listener != nil {
+            environment["LISTEN_FDS"] = "1"
+            environment["LISTEN_FDNAMES"] = app.value
+        }
+        environment["SLIPWAY_WORKER"] = String(slot)
+        let shell = ["/bin/sh", "-c", WorkerCommand.shellLine(target.workers.command)]
+        let argv = target.account.map { $0.wrap(shell) } ?? shell
+        do {
+            return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
+                                                 listener: listener?.fd, notify: notify, log: log, slot: slot,
+                                                 generation: target.id, release: target.generation.release,
+                                                 display: target.workers.command))
+        } catch {
+            notify?.close()
+            throw error
+        }
+    }
+
+    private func ensureListener(for target: WorkerTarget) throws {
+        guard listener?.address != target.generation.listen else { return }
+        if let old = listener { retiredListeners.append(old) }
+        listener = nil
+        if let address = target.generation.listen {
+            listener = try ListeningSocket.bind(address, appDirectory: appDirectory, group: target.account?.gid)
+            log.note("listening on \(address)")
+        }
+    }
+
+    private func closeRetiredListeners() {
+        let inUse = slots.values.contains { $0.exit == nil } || !draining.isEmpty
+        guard !retiredListeners.isEmpty, !inUse || listener != nil else { return }
+        retiredListeners.forEach { $0.close() }
+        retiredListeners = []
+    }
+
+    // MARK: Stopping
+
+    private func stop(_ worker: WorkerProcess, as settings: Workers.Stop? = nil) async {
+        let stop = settings ?? target?.workers.stop ?? Workers.Stop()
+        await worker.stop(signal: stop.signal.number, timeout: stop.timeout, log: log)
+    }
+
+    private func drain(_ worker: WorkerProcess, as settings: Workers.Stop) async {
+        await stop(worker, as: settings)
+        draining.removeAll { $0 === worker }
+    }
+
+    private func waitForDrains() async {
+        while !draining.isEmpty { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    /// Stops every worker (for removal of the app or the agent's shutdown), all at once, each
+    /// within its stop timeout; closes the socket.
+    func stopAll(reason: String) async {
+        await exclusively { await stopEverything(reason: reason) }
+    }
+
+    private func stopEverything(reason: String) async {
+        monitor?.cancel()
+        monitor = nil
+        let running = Array(slots.values) + draining
+        if !running.isEmpty { log.note("stopping all workers: \(reason)") }
+        await withTaskGroup(of: Void.self) { group in
+            for worker in running { group.addTask { await self.stop(worker) } }
+        }
+        let stop = target?.workers.stop ?? Workers.Stop()
+        await stopOrphans(timeout: stop.timeout, signal: stop.signal.number)
+        slots = [:]
+        draining = []
+        restartAt = [:]
+        listener?.close()
+        listener = nil
+        retiredListeners.forEach { $0.close() }
+        retiredListeners = []
+        target = nil
+        fallback = nil
+    }
+
+    /// Workers of a previous agent process: they still serve on that agent's socket until the
+    /// new workers are up, then get the stop signal, and SIGKILL after the timeout.
+    private func stopOrphans(timeout: Duration, signal: Int32) async {
+        guard !orphans.isEmpty else { return }
+        let alive = orphans.filter { ProcessTable.startTime(of: $0.pid) == $0.procStartTime }
+        for orphan in alive {
+            log.note("stopping worker left by a previous agent (release \(orphan.release))", worker: "w\(orphan.slot) \(orphan.pid)")
+            kill(-orphan.pid, signal)
+        }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, alive.contains(where: { ProcessTable.startTime(of: $0.pid) == $0.procStartTime }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for orphan in alive where ProcessTable.startTime(of: orphan.pid) == orphan.procStartTime {
+            kill(-orphan.pid, SIGKILL)
+        }
+        orphans = []
+    }
+
+    // MARK: Monitor: crashes, backoff, memory
+
+    private func startMonitor() {
+        guard monitor == nil else { return }
+        monitor = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(50))
+                await self?.tick()
+            }
+        }
+    }
+
+    private func tick() async {
+        guard !busy, let target else { return }
+        var changed = false
+        for (slot, worker) in slots {
+            if let exit = worker.exit, !worker.isStopping, restartAt[slot] == nil {
+                var policy = backoff[slot] ?? RestartBackoff(policy: target.workers.restart)
+                policy.policy = target.workers.restart
+                let delay = policy.crashed(after: worker.uptime)
+                backoff[slot] = policy
+                restartAt[slot] = (.now + delay, worker)
+                restarts[slot, default: 0] += 1
+                let message = "worker \(slot) \(exit.explanation); restart in \(DurationText.format(delay))"
+                log.note(message, worker: worker.label)
+                if policy.isCrashLooping {
+                    degraded = "crash loop: worker \(slot) \(exit.explanation), \(policy.crashesInARow) times in a row; restarting with backoff (next in \(DurationText.format(delay)))"
+                    logger.error("\(degraded!)", metadata: ["app": "\(app)"])
+                } else {
+                    logger.warning("\(message)", metadata: ["app": "\(app)"])
+                }
+                changed = true
+            } else if worker.exit == nil, worker.uptime >= target.workers.restart.minUptime, backoff[slot]?.crashesInARow ?? 0 > 0 {
+                backoff[slot]?.stayedUp()
+                if !(backoff.values.contains { $0.isCrashLooping }) { degraded = nil }
+                changed = true
+            }
+        }
+        for (slot, pending) in restartAt where ContinuousClock.now >= pending.at && slot < target.count {
+            restartAt[slot] = nil
+            do {
+                slots[slot] = try launch(slot: slot, target: target)
+            } catch {
+                log.note("restart of worker \(slot) failed: \(error)")
+                var policy = backoff[slot] ?? RestartBackoff(policy: target.workers.restart)
+                restartAt[slot] = (.now + policy.crashed(after: .zero), pending.crashed)
+                backoff[slot] = policy
+            }
+            changed = true
+        }
+        if ContinuousClock.now - lastSample >= Self.memoryInterval {
+            lastSample = .now
+            await sampleMemory(target)
+            changed = true
+        }
+        if changed { save() }
+    }
+
+    private func sampleMemory(_ target: WorkerTarget) async {
+        let groups = Set(slots.values.filter { $0.exit == nil }.map(\.pid))
+        rss = ProcessTable.residentBytes(ofGroups: groups)
+        guard let limit = target.workers.maxMemory else { return }
+        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.exit == nil && !worker.isStopping {
+            guard let bytes = rss[worker.pid], bytes > limit else { continue }
+            log.note("RSS \(ByteSize.format(bytes)) is above max_memory \(ByteSize.format(limit)): replacing it", worker: worker.label)
+            logger.warning("worker \(slot) uses \(ByteSize.format(bytes)), above max_memory; replacing it", metadata: ["app": "\(app)"])
+            busy = true
+            if let problem = await startReady(slot: slot, target: target) {
+                log.note("replacement failed: \(problem); the old worker keeps running")
+            } else {
+                restarts[slot, default: 0] += 1
+                await stop(worker)
+            }
+            busy = false
+        }
+    }
+
+    // MARK: Status
+
+    func table() -> WorkerTable {
+        var workers: [WorkerTable.Worker] = []
+        func row(_ worker: WorkerProcess, state: WorkerTable.Worker.State) -> WorkerTable.Worker {
+            let snapshot = worker.snapshot
+            return WorkerTable.Worker(slot: worker.slot, pid: worker.pid, procStartTime: worker.procStartTime, release: worker.release,
+                                      generation: worker.generation, state: state, startedAt: worker.startedAt,
+                                      restarts: restarts[worker.slot] ?? 0, rssBytes: rss[worker.pid], status: snapshot.status)
+        }
+        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) {
+            let snapshot = worker.snapshot
+            let state: WorkerTable.Worker.State = snapshot.exit != nil ? .backoff
+                : worker.isStopping ? .draining
+                : (target?.workers.ready.notify == true && !snapshot.ready) ? .starting : .ready
+            workers.append(row(worker, state: state))
+            _ = slot
+        }
+        for worker in draining { workers.append(row(worker, state: .draining)) }
+        // Orphans still alive are shown too: they still serve until replaced.
+        for orphan in orphans where ProcessTable.startTime(of: orphan.pid) == orphan.procStartTime {
+            var copy = orphan
+            copy.status = "left by a previous agent process; replaced on the next rollout"
+            workers.append(copy)
+        }
+        return WorkerTable(app: app.value, listen: target?.generation.listen?.description, release: target?.generation.release,
+                           generation: target?.id, degraded: degraded, workers: workers, updatedAt: .now)
+    }
+
+    var degradedReason: String? { degraded }
+
+    /// Releases some worker still runs: retention must keep them.
+    func releasesInUse() -> Set<ReleaseID> {
+        Set((Array(slots.values) + draining).filter { $0.exit == nil }.map(\.release) + orphans.map(\.release))
+    }
+
+    private func save() {
+        do {
+            try table().save(stateDir: stateDir)
+        } catch {
+            logger.warning("cannot write the worker table: \(error)", metadata: ["app": "\(app)"])
+        }
+    }
+}

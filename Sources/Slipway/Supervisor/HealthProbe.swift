@@ -1,0 +1,28 @@
+import Foundation
+import SlipwayCore
+
+/// `backend.health`: an HTTP GET through the app's listening socket; any 2xx is healthy.
+/// Going through the shared socket checks what clients get, whichever worker answers.
+struct HealthProbe: Sendable {
+    let endpoint: AgentClient.Endpoint
+    let health: Workers.Health
+
+    /// Nil when healthy; otherwise what went wrong, for the status and the log.
+    func check() async -> String? {
+        do {
+            let response = try await AgentClient(endpoint: endpoint, timeout: health.timeout).request(.GET, health.path)
+            if (200..<300).contains(response.status) { return nil }
+            return "GET \(health.path) answered \(response.status)"
+        } catch {
+            return "GET \(health.path) failed: \(error)"
+        }
+    }
+
+    /// `times` checks in a row, all healthy; stops at the first failure.
+    func check(times: Int) async -> String? {
+        for _ in 0..<times {
+            if let problem = await check() { return problem }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import SlipwayCore
+
+/// The socket an app's workers serve on. The agent binds it once and keeps it for the app's
+/// life; every worker gets it as fd 3, so old and new workers share one accept queue and a
+/// reload never refuses a connection. Non-blocking, so a worker that loses an accept race
+/// to another never hangs in accept() and misses its stop signal.
+final class ListeningSocket: Sendable {
+    let fd: Int32
+    let address: WorkerListen
+    /// For unix sockets: the file, removed when the socket closes.
+    let path: String?
+
+    static let backlog: Int32 = 4096
+
+    private init(fd: Int32, address: WorkerListen, path: String?) {
+        self.fd = fd
+        self.address = address
+        self.path = path
+    }
+
+    /// Binds `address`; a unix socket path is resolved inside `appDirectory`.
+    /// `SO_REUSEPORT` lets a restarted agent bind while workers a crashed agent left behind
+    /// still hold the old socket; those are then replaced.
+    static func bind(_ address: WorkerListen, appDirectory: String, group: gid_t?) throws -> ListeningSocket {
+        switch address {
+        case .tcp(let host, let port):
+            return try bindTCP(host: host, port: port, address: address)
+        case .unix(let relative):
+            let path = appDirectory + "/" + relative.value
+            return try bindUnix(path: path, address: address, group: group)
+        }
+    }
+
+    private static func bindTCP(host: String, port: Int, address: WorkerListen) throws -> ListeningSocket {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let first = list else {
+            throw SystemError("resolving listen address", path: address.description, code: EADDRNOTAVAIL)
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("creating socket for", path: address.description) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard Glibc.bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0, listen(fd, backlog) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SystemError("binding", path: address.description, code: code)
+        }
+        return ListeningSocket(fd: fd, address: address, path: nil)
+    }
+
+    private static func bindUnix(path: String, address: WorkerListen, group: gid_t?) throws -> ListeningSocket {
+        let directory = String(path[..<path.lastIndex(of: "/")!])
+        try FileOps.makeDirectories(directory)
+        // A socket file a crashed agent left behind; never anything else.
+        if FileOps.lstatMode(path) == S_IFSOCK { unlink(path) }
+        let fd = try UnixSocket.bound(at: path, type: SOCK_STREAM, what: "binding")
+        guard listen(fd, backlog) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SystemError("binding", path: path, code: code)
+        }
+        if let group { chown(path, getuid(), group) }
+        chmod(path, 0o660)
+        return ListeningSocket(fd: fd, address: address, path: path)
+    }
+
+    func close() {
+        Glibc.close(fd)
+        if let path { unlink(path) }
+    }
+
+    /// The endpoint a health check connects to.
+    var endpoint: AgentClient.Endpoint {
+        switch address {
+        case .tcp(let host, let port):
+            let connectHost = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
+            return .tcp(host: connectHost, port: port)
+        case .unix: return .unix(path: path ?? "")
+        }
+    }
+}

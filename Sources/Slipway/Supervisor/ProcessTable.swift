@@ -1,0 +1,33 @@
+import Foundation
+
+/// What /proc says about processes: whether a recorded pid is still the same process, and how
+/// much memory a worker's whole process group holds.
+enum ProcessTable {
+    /// Field 22 of /proc/PID/stat: the start time in clock ticks since boot. A pid plus its
+    /// start time names one process, even after the pid is reused.
+    static func startTime(of pid: pid_t) -> UInt64? {
+        statFields(pid).flatMap { $0.count > 19 ? UInt64($0[19]) : nil }
+    }
+
+    /// RSS in bytes of every process whose process group is one of `groups`, keyed by group.
+    static func residentBytes(ofGroups groups: Set<pid_t>) -> [pid_t: UInt64] {
+        guard !groups.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        var totals: [pid_t: UInt64] = [:]
+        for entry in entries {
+            guard let pid = pid_t(entry), let fields = statFields(pid), fields.count > 21,
+                  let group = pid_t(fields[2]), groups.contains(group), let pages = UInt64(fields[21]) else { continue }
+            totals[group, default: 0] += pages * page
+        }
+        return totals
+    }
+
+    /// The fields after the command name (which may itself hold spaces and parentheses):
+    /// index 0 is the state, 2 the process group, 19 the start time, 21 the RSS in pages.
+    private static func statFields(_ pid: pid_t) -> [Substring]? {
+        guard let bytes = FileOps.readFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+}

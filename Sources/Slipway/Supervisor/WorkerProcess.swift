@@ -1,0 +1,212 @@
+import CSpawn
+import Foundation
+import SlipwayCore
+
+/// One running worker: a process in its own session (so its whole group is signalled), its
+/// stdout and stderr piped into the app's `WorkerLog`, and one thread that waits on its
+/// output, its notify socket and its exit (a pidfd) at once.
+final class WorkerProcess: Sendable {
+    let pid: pid_t
+    let slot: Int
+    let generation: String
+    let release: ReleaseID
+    let started: ContinuousClock.Instant
+    let startedAt: UTCTime
+    /// /proc start time, so a restarted agent can tell this process from a reused pid.
+    let procStartTime: UInt64
+    private let state = Mutex(State())
+
+    struct State: Sendable {
+        var ready = false
+        /// The worker's last `STATUS=` line, shown by `slipway status`.
+        var status: String?
+        var exit: ChildProcess.Termination?
+        var stopping = false
+    }
+
+    struct Launch {
+        var argv: [String]
+        var environment: [String: String]
+        var directory: String
+        var listener: Int32?
+        var notify: NotifySocket?
+        var log: WorkerLog
+        var slot: Int
+        var generation: String
+        var release: ReleaseID
+        /// The command as the manifest wrote it, for the log.
+        var display: String
+    }
+
+    private init(pid: pid_t, launch: Launch) {
+        self.pid = pid
+        self.slot = launch.slot
+        self.generation = launch.generation
+        self.release = launch.release
+        self.started = .now
+        self.startedAt = .now
+        self.procStartTime = ProcessTable.startTime(of: pid) ?? 0
+    }
+
+    var label: String { "w\(slot) \(pid)" }
+
+    static func start(_ launch: Launch) throws -> WorkerProcess {
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        // The children never inherit these beyond 0-2: the spawn closes every fd from 3 (4) up.
+        guard pipe(&out) == 0 else { throw SystemError("creating a pipe for a worker of", path: launch.directory) }
+        guard pipe(&err) == 0 else {
+            close(out[0]); close(out[1])
+            throw SystemError("creating a pipe for a worker of", path: launch.directory)
+        }
+        let cArgv = launch.argv.map { strdup($0) } + [nil]
+        let cEnv = launch.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgv.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = slipway_spawn(launch.directory, cArgv, cEnv, -1, out[1], err[1], launch.listener ?? -1, &pid)
+        close(out[1]); close(err[1])
+        guard rc == 0 else {
+            close(out[0]); close(err[0])
+            throw SystemError("starting a worker in", path: launch.directory, code: rc)
+        }
+        for fd in [out[0], err[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let worker = WorkerProcess(pid: pid, launch: launch)
+        let (stdout, stderr) = (out[0], err[0])
+        let pidfd = slipway_pidfd_open(pid)
+        let thread = Thread { [worker] in
+            worker.watch(stdout: stdout, stderr: stderr, pidfd: pidfd, notify: launch.notify, log: launch.log)
+        }
+        thread.name = "worker \(worker.label)"
+        thread.start()
+        launch.log.note("started '\(launch.display)' in \(launch.directory) (release \(launch.release), generation \(launch.generation))",
+                        worker: worker.label)
+        return worker
+    }
+
+    var snapshot: State { state.withLock { $0 } }
+    var exit: ChildProcess.Termination? { state.withLock { $0.exit } }
+    var isStopping: Bool { state.withLock { $0.stopping } }
+    var uptime: Duration { .now - started }
+
+    func signalGroup(_ signal: Int32) {
+        kill(-pid, signal)
+    }
+
+    enum Readiness: Sendable, Equatable {
+        case ready
+        case exited(ChildProcess.Termination)
+        case timedOut
+    }
+
+    /// Waits for `READY=1` (with `notify`), or for the worker to stay up `settle`.
+    func waitReady(notify: Bool, timeout: Duration, settle: Duration) async -> Readiness {
+        let deadline = started + timeout
+        let settled = started + min(settle, timeout)
+        while true {
+            let now = ContinuousClock.now
+            let current = snapshot
+            if let exit = current.exit { return .exited(exit) }
+            if notify ? current.ready : now >= settled { return .ready }
+            if now >= deadline { return .timedOut }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Sends `signal` to the worker's group, then SIGKILL after `timeout`; returns how it ended
+    /// and whether it had to be killed. Runs to the end even if the caller is cancelled.
+    @discardableResult
+    func stop(signal: Int32, timeout: Duration, log: WorkerLog) async -> (ChildProcess.Termination, killed: Bool) {
+        state.withLock { $0.stopping = true }
+        if let exit { return (exit, false) }
+        log.note("stopping with \(String(cString: strsignal(signal))) (SIGKILL after \(DurationText.format(timeout)))", worker: label)
+        signalGroup(signal)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let exit { return (exit, false) }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        log.note("still running after \(DurationText.format(timeout)): SIGKILL", worker: label)
+        signalGroup(SIGKILL)
+        while true {
+            if let exit { return (exit, true) }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    // MARK: The watcher thread
+
+    private func watch(stdout: Int32, stderr: Int32, pidfd: Int32, notify: NotifySocket?, log: WorkerLog) {
+        var streams: [(fd: Int32, name: String, pending: [UInt8])] = [(stdout, "out", []), (stderr, "err", [])]
+        var exited = false
+        var drainDeadline: ContinuousClock.Instant?
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            var fds = streams.filter { $0.fd >= 0 }.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            if !exited {
+                fds.append(pollfd(fd: pidfd >= 0 ? pidfd : -1, events: Int16(POLLIN), revents: 0))
+                if let notify { fds.append(pollfd(fd: notify.fd, events: Int16(POLLIN), revents: 0)) }
+            }
+            if fds.allSatisfy({ $0.fd < 0 }) { break }
+            // Without a pidfd (old kernels) the exit is polled for every 100 ms.
+            let wait: Int32 = exited ? 100 : (pidfd >= 0 ? 1000 : 100)
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if ready < 0 && errno != EINTR { break }
+            for index in streams.indices where streams[index].fd >= 0 {
+                guard let entry = fds.first(where: { $0.fd == streams[index].fd }), entry.revents != 0 else { continue }
+                let count = read(streams[index].fd, &buffer, buffer.count)
+                if count > 0 {
+                    streams[index].pending += buffer[..<count]
+                    while let newline = streams[index].pending.firstIndex(of: 0x0A) {
+                        log.write(streams[index].pending[..<newline], worker: label, stream: streams[index].name)
+                        streams[index].pending.removeSubrange(...newline)
+                    }
+                    if streams[index].pending.count > WorkerLog.maxLine {
+                        log.write(streams[index].pending, worker: label, stream: streams[index].name)
+                        streams[index].pending.removeAll()
+                    }
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    if !streams[index].pending.isEmpty { log.write(streams[index].pending, worker: label, stream: streams[index].name) }
+                    close(streams[index].fd)
+                    streams[index].fd = -1
+                }
+            }
+            if let notify, !exited {
+                for (key, value) in notify.receive() {
+                    switch key {
+                    case "READY" where value == "1":
+                        let first = state.withLock { state -> Bool in
+                            defer { state.ready = true }
+                            return !state.ready
+                        }
+                        if first { log.note("ready (READY=1)", worker: label) }
+                    case "STATUS":
+                        state.withLock { $0.status = String(value.prefix(200)) }
+                    default: break
+                    }
+                }
+            }
+            if !exited, let termination = reap() {
+                exited = true
+                // Anything the worker left running in its group goes with it.
+                signalGroup(SIGKILL)
+                log.note("exited: \(termination.explanation)", worker: label)
+                state.withLock { $0.exit = termination }
+                drainDeadline = .now + .seconds(2)
+            }
+            if let drainDeadline, ContinuousClock.now >= drainDeadline { break }
+        }
+        for stream in streams where stream.fd >= 0 { close(stream.fd) }
+        if pidfd >= 0 { close(pidfd) }
+        notify?.close()
+    }
+
+    private func reap() -> ChildProcess.Termination? {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid else { return result < 0 && errno == ECHILD ? .exited(-1) : nil }
+        if status & 0x7f == 0 { return .exited((status >> 8) & 0xff) }
+        return .signalled(status & 0x7f)
+    }
+}

@@ -1,0 +1,134 @@
+/// How the backend runs as supervised workers (`backend.command` and the fields around it).
+/// Nothing here shapes the release's bytes, so none of it is in the release fingerprint: a
+/// change reloads the workers without a rebuild.
+public struct Workers: Sendable, Equatable {
+    /// One program with its arguments, exec'd by `/bin/sh` in the release's backend directory.
+    public var command: String
+    public var instances: Instances
+    /// The socket the agent binds once and hands every worker as fd 3; nil: no socket.
+    public var listen: WorkerListen?
+    public var ready: Ready
+    public var health: Health?
+    public var stop: Stop
+    /// RSS of a worker's process group above which it is replaced gracefully.
+    public var maxMemory: UInt64?
+    public var restart: Restart
+
+    public init(command: String, instances: Instances = .count(1), listen: WorkerListen? = nil, ready: Ready = Ready(),
+                health: Health? = nil, stop: Stop = Stop(), maxMemory: UInt64? = nil, restart: Restart = Restart()) {
+        self.command = command
+        self.instances = instances
+        self.listen = listen
+        self.ready = ready
+        self.health = health
+        self.stop = stop
+        self.maxMemory = maxMemory
+        self.restart = restart
+    }
+
+    public enum Instances: Sendable, Equatable, CustomStringConvertible {
+        case count(Int)
+        /// One per CPU of the host.
+        case max
+
+        public func resolved(cpus: Int) -> Int {
+            switch self {
+            case .count(let n): return n
+            case .max: return Swift.max(1, cpus)
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .count(let n): return "\(n)"
+            case .max: return "max"
+            }
+        }
+    }
+
+    public struct Ready: Sendable, Equatable {
+        /// Wait for `READY=1` on `NOTIFY_SOCKET`; otherwise a worker is ready once it has
+        /// stayed up for `Ready.settle` (and passed the health check, when there is one).
+        public var notify: Bool
+        public var timeout: Duration
+
+        public static let settle = Duration.seconds(1)
+        public init(notify: Bool = false, timeout: Duration = .seconds(5)) {
+            self.notify = notify
+            self.timeout = timeout
+        }
+    }
+
+    public struct Health: Sendable, Equatable {
+        public var path: String
+        public var timeout: Duration
+
+        public init(path: String, timeout: Duration = .seconds(2)) {
+            self.path = path
+            self.timeout = timeout
+        }
+    }
+
+    public struct Stop: Sendable, Equatable {
+        public var signal: StopSignal
+        public var timeout: Duration
+
+        public init(signal: StopSignal = .term, timeout: Duration = .seconds(10)) {
+            self.signal = signal
+            self.timeout = timeout
+        }
+    }
+
+    public enum StopSignal: String, Sendable, Equatable, CaseIterable {
+        case int = "SIGINT"
+        case term = "SIGTERM"
+
+        /// The Linux signal number.
+        public var number: Int32 { self == .int ? 2 : 15 }
+    }
+
+    public struct Restart: Sendable, Equatable {
+        public var backoff: Duration
+        public var maxBackoff: Duration
+        public var minUptime: Duration
+
+        public init(backoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(30), minUptime: Duration = .seconds(10)) {
+            self.backoff = backoff
+            self.maxBackoff = maxBackoff
+            self.minUptime = minUptime
+        }
+    }
+}
+
+/// Where workers' listening socket is: a TCP address, or a unix socket inside the app's directory.
+public enum WorkerListen: Sendable, Hashable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    /// Relative to `<apps_root>/<app>/`, so a manifest can never make the agent bind elsewhere.
+    case unix(RelativePath)
+
+    public enum Problem: Error, Equatable {
+        case badTCP, badUnix
+    }
+
+    public static func parse(_ text: String) -> Result<WorkerListen, Problem> {
+        if text.hasPrefix("unix:") {
+            guard case .success(let path) = RelativePath.parse(String(text.dropFirst(5))), !path.isRoot else { return .failure(.badUnix) }
+            return .success(.unix(path))
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            return .failure(.badTCP)
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let allowed = host.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".:-".unicodeScalars.contains($0)) }
+        guard !host.isEmpty, allowed else { return .failure(.badTCP) }
+        return .success(.tcp(host: host, port: port))
+    }
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}

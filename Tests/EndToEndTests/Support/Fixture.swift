@@ -48,7 +48,19 @@ final class Fixture {
     deinit {
         // Kill any agent a test left running on this sandbox, then remove it.
         _ = try? Fixture.run("/usr/bin/pkill", ["-KILL", "-f", root + "/"], timeout: 5)
+        Fixture.killProcesses(under: root)
         try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Kills every process whose working directory is inside `directory` (workers an agent
+    /// started run in their release directory, in their own sessions).
+    static func killProcesses(under directory: String) {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), pid != getpid(),
+                  let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd"),
+                  cwd.hasPrefix(directory + "/") else { continue }
+            kill(pid, SIGKILL)
+        }
     }
 
     // MARK: Files and git

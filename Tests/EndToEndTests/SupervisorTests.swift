@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+
+/// The supervisor end to end: the example Node app as workers of a running agent, on a real
+/// loopback socket, under a load generator that counts every failed request.
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct SupervisorTests {
+    @Test func tenDeploysUnderLoadFailNoRequestAndEndOnTheNewRelease() throws {
+        let app = try WorkerApp(instances: 3)
+        try app.start()
+        var deployed = [try #require(app.f.current())]
+        let load = try LoadRun(port: app.port, threads: 6, scratch: app.f.scratch)
+        for version in 2...11 {
+            let result = try app.deployNewVersion("v\(version)")
+            #expect(result.status == 0, "deploy v\(version): \(result.output)")
+            deployed.append(try #require(app.f.current()))
+        }
+        let summary = try load.finish()
+        #expect(summary.failed == 0, "errors: \(summary.errors)")
+        #expect(summary.requests > 500)
+        // Every answer came from a release that was deployed (old or new), never anything else.
+        #expect(Set(summary.releases.keys).isSubset(of: Set(deployed)), "\(summary.releases.keys.sorted()) vs \(deployed)")
+        #expect(summary.releases.count >= 5, "answers came from \(summary.releases.count) releases")
+        let workers = try app.workers()
+        #expect(workers.count == 3)
+        #expect(workers.allSatisfy { $0["release"] as? String == deployed.last && $0["state"] as? String == "ready" })
+        print("10 deploys under load: \(summary.requests) requests, \(summary.failed) failed, \(summary.retriedKeepAlive) keep-alive retries, p50 \(summary.p50 ?? 0) ms, p99 \(summary.p99 ?? 0) ms")
+    }
+
+    @Test func aReleaseWhoseWorkersCrashAtStartIsRolledBackWithoutLosingRequests() throws {
+        let app = try WorkerApp(instances: 2)
+        try app.start()
+        let good = try #require(app.f.current())
+        let goodPIDs = try app.workerPIDs()
+        let load = try LoadRun(port: app.port, threads: 4, scratch: app.f.scratch)
+        let server = try #require(app.f.read(app.f.sourceRepo + "/server/server.js"))
+        let result = try app.deployNewVersion("broken", files: ["server/server.js": "process.exit(7);\n" + server])
+        let summary = try load.finish()
+        #expect(result.status != 0)
+        #expect(summary.failed == 0, "errors: \(summary.errors)")
+        #expect(Set(summary.releases.keys) == [good])
+        #expect(app.f.current() == good)
+        #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
+        let status = try app.f.appStatus()
+        #expect(status["condition"] as? String == "failed")
+        let message = status["message"] as? String ?? ""
+        #expect(message.contains("reload failed") && message.contains("exited with status 7") && message.contains("switched back to \(good)"), "\(message)")
+        // The failed release is kept, marked failed, and not tried again by the next pass.
+        let releases = app.f.releases()
+        let broken = try #require(releases.last)
+        #expect(broken != good)
+        #expect(app.f.read(app.f.appsRoot + "/demo/releases/\(broken)/release.json")?.contains("\"failed\"") == true)
+        let again = try app.f.slipway(["deploy", "--wait"], timeout: 60)
+        #expect(again.status != 0)
+        #expect(app.f.releases() == releases)
+        #expect(app.f.current() == good)
+    }
+
+    @Test func aWorkerThatIgnoresItsStopSignalIsKilledAfterTheTimeout() throws {
+        let app = try WorkerApp(instances: 1, env: ["IGNORE_STOP": "1"])
+        try app.commitManifest(instances: 1, backend: "", env: ["IGNORE_STOP": "1"])
+        // A short stop timeout, written over the default one.
+        let manifest = try #require(app.f.read(app.f.manifestsRepo + "/manifests/demo.yaml"))
+        try app.f.commitManifest("demo.yaml", manifest.replacingOccurrences(of: "timeout: 5s", with: "timeout: 1500ms"))
+        try app.start()
+        let old = try #require(try app.workerPIDs().first)
+        let started = Date()
+        let reload = try app.f.slipway(["reload", "demo"], timeout: 60)
+        #expect(reload.status == 0, "\(reload.output)")
+        #expect(Date().timeIntervalSince(started) >= 1.5)
+        #expect(kill(old, 0) != 0, "the old worker \(old) still runs")
+        let log = app.workerLog
+        #expect(log.contains("[w0 \(old)] out: SIGINT: draining"))
+        #expect(log.contains("[w0 \(old)] slipway: still running after 1500ms: SIGKILL"))
+        #expect(log.contains("[w0 \(old)] slipway: exited: was killed by signal 9"))
+        #expect(try app.get("/api/hello").status == 200)
+    }
+
+    @Test func anEnvChangeReloadsTheWorkersAndTheNewEnvIsServed() throws {
+        let app = try WorkerApp(instances: 2, env: ["GREETING": "hello"])
+        try app.start()
+        #expect(try app.get("/api/hello").body.contains("\"greeting\":\"hello\""))
+        // In the manifest: a new release is deployed with the new env.
+        try app.commitManifest(instances: 2, env: ["GREETING": "bonjour"])
+        #expect(try app.f.slipway(["deploy", "--wait"]).status == 0)
+        for _ in 0..<6 { #expect(try app.get("/api/hello").body.contains("\"greeting\":\"bonjour\"")) }
+        // In the host's env_file (no manifest change): the next pass reloads the workers.
+        let release = try #require(app.f.current())
+        try app.f.write("GREETING=\"from the env file\"\n", to: app.envDir + "/demo.env")
+        try app.commitManifest(instances: 2, backend: "env_file: \(app.envDir)/demo.env", env: ["GREETING": "bonjour"])
+        #expect(try app.f.slipway(["deploy", "--wait"]).status == 0)
+        for _ in 0..<6 { #expect(try app.get("/api/hello").body.contains("\"greeting\":\"from the env file\"")) }
+        try app.f.write("GREETING=edited on the host\n", to: app.envDir + "/demo.env")
+        #expect(try app.f.slipway(["deploy", "--wait"]).status == 0)
+        for _ in 0..<6 { #expect(try app.get("/api/hello").body.contains("\"greeting\":\"edited on the host\"")) }
+        // The env_file needed no rebuild: same release, new workers.
+        #expect(app.f.current() == release)
+        // A value never reaches the status or the agent's log.
+        #expect(!app.agentLog.contains("edited on the host"))
+        #expect(try !app.f.slipway(["status", "--json"]).stdout.contains("edited on the host"))
+    }
+
+    @Test func aSessionMadeBeforeTenReloadsIsStillValidAfterThem() throws {
+        let app = try WorkerApp(instances: 2, withRedis: true)
+        try app.start()
+        let created = try Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "10", "-D", "-", "-H", "Content-Type: application/json",
+                                                        "-d", "{\"user\":\"ada\"}", "http://127.0.0.1:\(app.port)/api/session"], timeout: 20)
+        let cookie = try #require(created.stdout.replacingOccurrences(of: "\r", with: "").split(separator: "\n").first { $0.lowercased().hasPrefix("set-cookie:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.map { String($0.dropLast()) }, "\(created.output)")
+        let pidsBefore = try app.workerPIDs()
+        var seen: Set<Int32> = pidsBefore
+        for _ in 0..<10 {
+            let reload = try app.f.slipway(["reload", "demo"], timeout: 60)
+            #expect(reload.status == 0, "\(reload.output)")
+            seen.formUnion(try app.workerPIDs())
+        }
+        #expect(seen.count == 22, "each reload replaces both workers: \(seen.count) distinct pids")
+        #expect(try app.workerPIDs().isDisjoint(with: pidsBefore))
+        for _ in 0..<4 {
+            let session = try app.get("/api/session", headers: ["Cookie: \(cookie)"])
+            #expect(session.status == 200 && session.body.contains("\"user\":\"ada\""), "\(session)")
+        }
+    }
+
+    @Test func aKilledWorkerIsRestartedAndACrashLoopBacksOff() throws {
+        let app = try WorkerApp(instances: 2)
+        // A worker that exits at once while the flag file exists.
+        try app.commitManifest(instances: 2, backend: """
+        restart:
+          backoff: 100ms
+          min_uptime: 1s
+        """, env: ["CRASH_FLAG": app.f.scratch + "/crash"])
+        let server = try #require(app.f.read(app.f.sourceRepo + "/server/server.js"))
+        try app.f.commitSource(["server/server.js": """
+        if (require("fs").existsSync(process.env.CRASH_FLAG)) { console.error("crash flag set"); process.exit(9); }
+        """ + "\n" + server])
+        try app.start()
+        let before = try app.workerPIDs()
+        #expect(before.count == 2)
+
+        // SIGKILL one worker: a new one takes its slot, the other is untouched.
+        let victim = try #require(before.sorted().first)
+        kill(victim, SIGKILL)
+        #expect(app.f.waitUntil(seconds: 10) { ((try? app.workerPIDs()) ?? []).subtracting(before).count == 1 && (try? app.workers().allSatisfy { $0["state"] as? String == "ready" }) == true })
+        #expect(try app.get("/api/hello").status == 200)
+
+        // A crash loop: restarts back off (100ms, 200ms, 400ms, …), and status says degraded.
+        _ = FileManager.default.createFile(atPath: app.f.scratch + "/crash", contents: nil)
+        let target = try #require(try app.workerPIDs().sorted().first)
+        kill(target, SIGKILL)
+        #expect(app.f.waitUntil(seconds: 15) { (try? app.f.appStatus()["condition"] as? String) == "degraded" })
+        let message = try app.f.appStatus()["message"] as? String ?? ""
+        #expect(message.contains("crash loop"), "\(message)")
+        let restarts = app.workerLog.components(separatedBy: "; restart in ").count - 1
+        #expect(restarts >= 3)
+        #expect(app.workerLog.contains("restart in 100ms") && app.workerLog.contains("restart in 200ms") && app.workerLog.contains("restart in 400ms"))
+        // No busy loop: within 3 more seconds at most a few more attempts (the delay keeps doubling).
+        Thread.sleep(forTimeInterval: 3)
+        let later = app.workerLog.components(separatedBy: "; restart in ").count - 1
+        #expect(later - restarts <= 3, "\(later - restarts) restarts in 3 s")
+        // The other worker kept serving all along.
+        #expect(try app.get("/api/hello").status == 200)
+
+        // The flag goes, the worker comes back and stays up: degraded clears.
+        unlink(app.f.scratch + "/crash")
+        #expect(app.f.waitUntil(seconds: 30) { (try? app.f.appStatus()["condition"] as? String) == "converged" })
+    }
+
+    @Test func theAgentDrainsItsWorkersOnSIGTERMAndReplacesOrphansAfterAKill() throws {
+        let app = try WorkerApp(instances: 2)
+        try app.start()
+        let first = try app.workerPIDs()
+        // kill -9: the workers keep serving on the dead agent's socket…
+        kill(app.agent.processIdentifier, SIGKILL)
+        app.agent.waitUntilExit()
+        #expect(try app.get("/api/hello").status == 200)
+        // …and a new agent replaces them with its own, then stops the orphans.
+        try app.start()
+        #expect(app.f.waitUntil(seconds: 30) { first.allSatisfy { kill($0, 0) != 0 } })
+        let second = try app.workerPIDs()
+        #expect(second.count == 2 && second.isDisjoint(with: first))
+        // SIGTERM: every worker drains and exits before the agent does.
+        app.stop()
+        #expect(!app.agent.isRunning)
+        #expect(second.allSatisfy { kill($0, 0) != 0 })
+        #expect(app.workerLog.contains("stopping all workers: the agent is stopping"))
+    }
+}

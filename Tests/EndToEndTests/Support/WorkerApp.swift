@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+
+/// The example app (examples/platform: Node + Debian's node-express) deployed as workers by a
+/// running agent, on a free loopback port, with a load generator and (optionally) Redis.
+final class WorkerApp {
+    let f: Fixture
+    let port: Int
+    private(set) var agent = Process()
+    var redis: Process?
+    private(set) var instances = 2
+    var redisPort: Int?
+    var envDir: String { f.root + "/env" }
+    var agentLog: String { f.read(f.root + "/agent.log") ?? "" }
+    var workerLog: String { f.read(f.stateDir + "/logs/demo/workers.log") ?? "" }
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// `backend` holds extra lines for the manifest's backend section; `env` the manifest's env.
+    init(instances: Int = 2, backend: String = "", env: [String: String] = [:], withRedis: Bool = false) throws {
+        f = try Fixture(name: "workers")
+        port = try WorkerApp.freePort()
+        try FileManager.default.createDirectory(atPath: f.root + "/env", withIntermediateDirectories: true)
+        if withRedis { try startRedis() }
+        // The example app's source, as its own git repo.
+        try FileManager.default.removeItem(atPath: f.sourceRepo)
+        try FileManager.default.copyItem(atPath: WorkerApp.packageRoot + "/examples/platform", toPath: f.sourceRepo)
+        try f.git(["init", "-q", "-b", "main", f.sourceRepo])
+        try f.commitSource([:], message: "v1")
+        try f.write("""
+        host: web-1
+        manifests:
+          repo: \(f.manifestsRepo)
+        apps_root: \(f.appsRoot)
+        state_dir: \(f.stateDir)
+        apps_user: \(Fixture.appsUser)
+        env_dir: \(envDir)
+        poll_interval: 1h
+        listen: 127.0.0.1:0
+        """, to: f.configPath)
+        try commitManifest(instances: instances, backend: backend, env: env)
+    }
+
+    deinit {
+        stop()
+        redis.map { kill($0.processIdentifier, SIGKILL); $0.waitUntilExit() }
+    }
+
+    func commitManifest(instances: Int = 2, backend: String = "", env: [String: String] = [:]) throws {
+        self.instances = instances
+        var allEnv = ["NODE_PATH": "/usr/share/nodejs"].merging(env) { $1 }
+        if let redisPort { allEnv["REDIS_URL"] = "redis://127.0.0.1:\(redisPort)" }
+        let envLines = allEnv.sorted { $0.key < $1.key }.map { "  \($0.key): \(Fixture.yamlQuoted($0.value))" }.joined(separator: "\n")
+        let extra = backend.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
+        try f.commitManifest("demo.yaml", """
+        app: demo
+        source:
+          repo: \(f.sourceRepo)
+          ref: main
+        releases:
+          keep: 4
+        env:
+        \(envLines)
+        frontend:
+          build: ./build-frontend.sh
+          output: dist
+        backend:
+          dir: server
+          command: node server.js
+          instances: \(instances)
+          listen: 127.0.0.1:\(port)
+          ready:
+            notify: true
+            timeout: 10s
+          health:
+            path: /api/health
+          stop:
+            signal: SIGINT
+            timeout: 5s
+        \(extra)
+        """)
+    }
+
+    /// Starts the agent and waits until the app answers on its port.
+    func start() throws {
+        agent = Process()
+        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
+        agent.arguments = ["agent", "--config", f.configPath]
+        let log = f.root + "/agent.log"
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        agent.standardOutput = FileHandle.nullDevice
+        let handle = FileHandle(forWritingAtPath: log)
+        handle?.seekToEndOfFile()
+        agent.standardError = handle
+        try agent.run()
+        let up = f.waitUntil(seconds: 60) {
+            guard (try? self.get("/api/health").status) == 200, let workers = try? self.workers() else { return false }
+            return workers.count == self.instances && workers.allSatisfy { $0["state"] as? String == "ready" }
+        }
+        guard up else {
+            throw FixtureError("the app did not come up: \(agentLog)\n\(workerLog)")
+        }
+    }
+
+    /// SIGTERM, as systemd stops it; SIGKILL after 20 s.
+    func stop() {
+        guard agent.isRunning else { return }
+        kill(agent.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(20)
+        while agent.isRunning && Date() < deadline { usleep(20_000) }
+        if agent.isRunning { kill(agent.processIdentifier, SIGKILL) }
+    }
+
+    /// A new source commit (VERSION changed) and a pass that deploys it, followed to the end.
+    @discardableResult
+    func deployNewVersion(_ version: String, files: [String: String] = [:]) throws -> Fixture.RunResult {
+        try f.commitSource(files.merging(["VERSION": version]) { $1 }, message: version)
+        return try f.slipway(["deploy", "demo", "--wait"], timeout: 120)
+    }
+
+    func get(_ path: String, headers: [String] = []) throws -> (status: Int, release: String, body: String) {
+        let result = try Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "10", "-D", "-", "-o", "-"]
+            + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)\(path)"], timeout: 20)
+        let text = result.stdout.replacingOccurrences(of: "\r", with: "")
+        let parts = text.components(separatedBy: "\n\n")
+        let head = parts.first ?? ""
+        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let release = head.split(separator: "\n").first { $0.lowercased().hasPrefix("x-release:") }
+            .map { $0.dropFirst("x-release:".count).trimmingCharacters(in: .whitespaces) } ?? ""
+        return (status, release, parts.dropFirst().joined(separator: "\n\n"))
+    }
+
+    /// The workers as `slipway status --json` reports them.
+    func workers() throws -> [[String: Any]] {
+        let table = try f.appStatus()["workers"] as? [String: Any]
+        return table?["workers"] as? [[String: Any]] ?? []
+    }
+
+    func workerPIDs() throws -> Set<Int32> {
+        Set(try workers().compactMap { ($0["pid"] as? NSNumber)?.int32Value })
+    }
+
+    // MARK: Helpers
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw FixtureError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private func startRedis() throws {
+        let port = try WorkerApp.freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", f.scratch, "--protected-mode", "yes"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        redis = process
+        redisPort = port
+        let ready = f.waitUntil(seconds: 10) {
+            (try? Fixture.run("/usr/bin/redis-cli", ["-p", String(port), "ping"], timeout: 5).stdout.contains("PONG")) == true
+        }
+        guard ready else { throw FixtureError("redis-server did not start on port \(port)") }
+    }
+}
+
+/// The load generator (Support/loadgen.py) in the background until `finish()`.
+final class LoadRun {
+    let process = Process()
+    let stopFile: String
+    let outputFile: String
+
+    struct Summary {
+        var requests: Int
+        var failed: Int
+        var errors: [String]
+        var releases: [String: Int]
+        var retriedKeepAlive: Int
+        var p50: Double?
+        var p99: Double?
+    }
+
+    init(port: Int, path: String = "/api/hello", threads: Int = 4, scratch: String, maxSeconds: Int = 240) throws {
+        let id = UUID().uuidString
+        stopFile = scratch + "/load-stop-\(id)"
+        outputFile = scratch + "/load-\(id).json"
+        _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [WorkerApp.packageRoot + "/Tests/EndToEndTests/Support/loadgen.py", "127.0.0.1", String(port), path,
+                             String(threads), stopFile, String(maxSeconds)]
+        process.standardOutput = FileHandle(forWritingAtPath: outputFile)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func finish() throws -> Summary {
+        FileManager.default.createFile(atPath: stopFile, contents: nil)
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        let data = FileManager.default.contents(atPath: outputFile) ?? Data()
+        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw FixtureError("the load generator printed no summary")
+        }
+        return Summary(requests: json["requests"] as? Int ?? 0, failed: json["failed"] as? Int ?? -1,
+                       errors: json["errors"] as? [String] ?? [], releases: json["releases"] as? [String: Int] ?? [:],
+                       retriedKeepAlive: json["retried_keepalive"] as? Int ?? 0,
+                       p50: json["p50_ms"] as? Double, p99: json["p99_ms"] as? Double)
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}

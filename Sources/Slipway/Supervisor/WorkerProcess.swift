@@ -120,7 +120,8 @@ final class WorkerProcess: Sendable {
     func stop(signal: Int32, timeout: Duration, log: WorkerLog) async -> (ChildProcess.Termination, killed: Bool) {
         state.withLock { $0.stopping = true }
         if let exit { return (exit, false) }
-        log.note("stopping with \(String(cString: strsignal(signal))) (SIGKILL after \(DurationText.format(timeout)))", worker: label)
+        let name = Workers.StopSignal.allCases.first { $0.number == signal }?.rawValue ?? String(cString: strsignal(signal))
+        log.note("stopping with \(name) (SIGKILL after \(DurationText.format(timeout)))", worker: label)
         signalGroup(signal)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {

@@ -149,7 +149,8 @@ struct Deployment {
                 store.unsetCurrent()
                 message += "; current removed (there was no earlier release)"
             }
-            try store.markFailed(id, stage: stage, reason: reason)
+            // A rollout cut short by the agent's shutdown says nothing about the release.
+            if !Task.isCancelled { try store.markFailed(id, stage: stage, reason: reason) }
         } catch {
             message += "; switching back failed: \(error)"
         }

@@ -58,7 +58,11 @@ extension Reconciler {
         }
         if case .done = outcome { logger.info("workers now run release \(current) (generation \(target.id))", metadata: ["stage": "reload"]) }
         if case .failed = outcome {} else { outcome = await workers.verify() }
-        if case .failed(let stage, let reason) = outcome {
+        if case .failed(let stage, let reason) = outcome, Task.isCancelled {
+            // Stopped by the agent's shutdown, not broken: the next start tries again.
+            status.condition = .interrupted
+            status.message = "\(stage) was stopped by the agent's shutdown: \(reason)"
+        } else if case .failed(let stage, let reason) = outcome {
             memory.workerFailure = target.id
             status.condition = .failed
             status.message = "\(stage) failed: \(reason); the workers that ran before keep serving"

@@ -128,9 +128,9 @@ actor AppSupervisor {
         }
         var replaced = 0, started = 0, stopped = 0
         for slot in 0..<target.count {
-            if Task.isCancelled { return .failed(stage: .reload, reason: "the agent is shutting down") }
             let old = slots[slot].flatMap { $0.exit == nil ? $0 : nil }
             if let old, old.generation == target.id, !force { continue }
+            if Task.isCancelled { return .failed(stage: .reload, reason: "the agent is shutting down") }
             if let problem = await startReady(slot: slot, target: target) {
                 return .failed(stage: .reload, reason: "worker \(slot) " + problem)
             }

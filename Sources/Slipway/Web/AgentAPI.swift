@@ -33,12 +33,13 @@ public enum AgentAPI {
                 runtime.wake()
                 return NotifyEndpoint.json(.accepted, ["status": "queued"])
             }
-            // JSON lines as the agent works, until the client goes away.
+            // JSON lines as the agent works, until the client goes away or the agent stops (an
+            // open stream must not hold up the agent's graceful shutdown).
             router.get("/v1/events") { _, _ -> Response in
                 let events = runtime.events.subscribe()
                 let body = ResponseBody { writer in
                     try await writer.write(ByteBuffer(string: AgentEvent(.subscribed).jsonLine))
-                    for await event in events {
+                    for await event in events.cancelOnGracefulShutdown() {
                         try await writer.write(ByteBuffer(string: event.jsonLine))
                     }
                     try await writer.finish(nil)

@@ -103,13 +103,17 @@ final class WorkerApp {
         }
     }
 
-    /// SIGTERM, as systemd stops it; SIGKILL after 20 s.
-    func stop() {
-        guard agent.isRunning else { return }
+    /// SIGTERM, as systemd stops it; SIGKILL after 20 s. Returns whether it exited on SIGTERM.
+    @discardableResult
+    func stop() -> Bool {
+        guard agent.isRunning else { return true }
         kill(agent.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(20)
         while agent.isRunning && Date() < deadline { usleep(20_000) }
-        if agent.isRunning { kill(agent.processIdentifier, SIGKILL) }
+        guard agent.isRunning else { return true }
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+        return false
     }
 
     /// A new source commit (VERSION changed) and a pass that deploys it, followed to the end.

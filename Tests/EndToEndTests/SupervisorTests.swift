@@ -161,6 +161,11 @@ struct SupervisorTests {
         #expect(later - restarts <= 3, "\(later - restarts) restarts in 3 s")
         // The other worker kept serving all along.
         #expect(try app.get("/api/hello").status == 200)
+        // The metrics say the same.
+        let metrics = try app.metrics()
+        #expect(metrics.contains("slipway_app_degraded{app=\"demo\"} 1"), "\(metrics)")
+        #expect(metrics.contains("slipway_worker_restarts_total{app=\"demo\",reason=\"crash\"}"))
+        #expect(metrics.contains("slipway_workers{app=\"demo\",state=\"ready\"} 1"))
 
         // The flag goes, the worker comes back and stays up: degraded clears.
         unlink(app.f.scratch + "/crash")

@@ -23,7 +23,7 @@ public final class AgentRuntime: Sendable {
     public init(config: AgentConfig, metrics: AgentMetrics = AgentMetrics()) {
         self.config = config
         self.metrics = metrics
-        self.supervisor = Supervisor(config: config, logger: Logger(label: "slipway.supervisor"))
+        self.supervisor = Supervisor(config: config, logger: Logger(label: "slipway.supervisor"), metrics: metrics)
         // Wake-ups coalesce: however many arrive during a pass, one more pass follows.
         (wakeups, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }

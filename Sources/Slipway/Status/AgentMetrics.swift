@@ -11,6 +11,7 @@ public final class AgentMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var refusedGauge: Gauge?
     private var releaseGauges: [String: (release: String, gauge: Gauge)] = [:]
+    private var rssGauges: [String: Gauge] = [:]
 
     public init() {
         passes = registry.makeCounter(descriptor: Self.name("passes", unit: "total", help: "Reconcile passes run."))
@@ -83,6 +84,48 @@ public final class AgentMetrics: @unchecked Sendable {
     func hookFinished(kind: String, outcome: String) {
         registry.makeCounter(descriptor: Self.name("on_deploy_hooks", unit: "total", help: "on_deploy hooks run, by kind and outcome."),
                              labels: [("kind", kind), ("outcome", outcome)]).increment()
+    }
+
+    // MARK: Workers
+
+    /// Per app: workers by state, RSS per slot, and whether the app is degraded (crash loop).
+    func workersObserved(_ table: WorkerTable) {
+        let app = table.app
+        for state in [WorkerTable.Worker.State.starting, .ready, .draining, .backoff] {
+            registry.makeGauge(descriptor: Self.name("workers", help: "Worker processes by app and state."),
+                               labels: [("app", app), ("state", state.rawValue)])
+                .set(to: Double(table.workers.filter { $0.state == state }.count))
+        }
+        registry.makeGauge(descriptor: Self.name("app_degraded", help: "1 while an app's workers are crash-looping or a reload left it unhealthy."),
+                           labels: [("app", app)]).set(to: table.degraded == nil ? 0 : 1)
+        lock.withLock {
+            var seen: Set<String> = []
+            for worker in table.workers where worker.state != .draining {
+                let key = "\(app)/\(worker.slot)"
+                seen.insert(key)
+                let gauge = rssGauges[key] ?? registry.makeGauge(
+                    descriptor: Self.name("worker_resident_memory", unit: "bytes", help: "RSS of each worker's process group."),
+                    labels: [("app", app), ("slot", String(worker.slot))])
+                rssGauges[key] = gauge
+                gauge.set(to: Double(worker.rssBytes ?? 0))
+            }
+            for (key, gauge) in rssGauges where key.hasPrefix(app + "/") && !seen.contains(key) {
+                registry.unregisterGauge(gauge)
+                rssGauges[key] = nil
+            }
+        }
+    }
+
+    /// A worker started again in its slot: `crash` (it exited on its own) or `max_memory`.
+    func workerRestarted(app: AppName, reason: String) {
+        registry.makeCounter(descriptor: Self.name("worker_restarts", unit: "total", help: "Workers restarted, by app and reason."),
+                             labels: [("app", app.value), ("reason", reason)]).increment()
+    }
+
+    /// A rolling reload ended: `succeeded` or `failed` (the previous workers kept serving).
+    func rolloutFinished(app: AppName, stage: Stage, succeeded: Bool) {
+        registry.makeCounter(descriptor: Self.name("rollouts", unit: "total", help: "Rolling reloads and their checks, by app, stage and result."),
+                             labels: [("app", app.value), ("stage", stage.rawValue), ("result", succeeded ? "succeeded" : "failed")]).increment()
     }
 
     static let buckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5),

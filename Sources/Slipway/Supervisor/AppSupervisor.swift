@@ -11,6 +11,7 @@ actor AppSupervisor {
     let appDirectory: String
     let log: WorkerLog
     let logger: Logger
+    let metrics: AgentMetrics
 
     private var listener: ListeningSocket?
     /// Sockets of an earlier `listen`, closed once no worker uses them.
@@ -35,7 +36,8 @@ actor AppSupervisor {
 
     static let memoryInterval = Duration.seconds(3)
 
-    init(app: AppName, stateDir: String, appDirectory: String, logger: Logger) {
+    init(app: AppName, stateDir: String, appDirectory: String, logger: Logger, metrics: AgentMetrics) {
+        self.metrics = metrics
         self.app = app
         self.stateDir = stateDir
         self.appDirectory = appDirectory
@@ -57,6 +59,7 @@ actor AppSupervisor {
             startMonitor()
             let previous = self.target
             let result = await rollout(to: target, force: force)
+            metrics.rolloutFinished(app: app, stage: .reload, succeeded: result.succeeded)
             if case .failed(let stage, let reason) = result {
                 await revert(to: previous, from: target, after: "\(stage) failed: \(reason)")
                 return result
@@ -83,6 +86,7 @@ actor AppSupervisor {
             if problem == nil, let health = target.workers.health, let listener {
                 problem = await HealthProbe(endpoint: listener.endpoint, health: health).check(times: max(2, target.count))
             }
+            metrics.rolloutFinished(app: app, stage: .verify, succeeded: problem == nil)
             guard let problem else { return .unchanged }
             await revert(to: fallback, from: target, after: "verify failed: \(problem)")
             return .failed(stage: .verify, reason: problem)
@@ -317,6 +321,7 @@ actor AppSupervisor {
                 backoff[slot] = policy
                 restartAt[slot] = (.now + delay, worker)
                 restarts[slot, default: 0] += 1
+                metrics.workerRestarted(app: app, reason: "crash")
                 let message = "worker \(slot) \(exit.explanation); restart in \(DurationText.format(delay))"
                 log.note(message, worker: worker.label)
                 if policy.isCrashLooping {
@@ -365,6 +370,7 @@ actor AppSupervisor {
                 log.note("replacement failed: \(problem); the old worker keeps running")
             } else {
                 restarts[slot, default: 0] += 1
+                metrics.workerRestarted(app: app, reason: "max_memory")
                 await stop(worker)
             }
             busy = false
@@ -408,8 +414,10 @@ actor AppSupervisor {
     }
 
     private func save() {
+        let table = table()
+        metrics.workersObserved(table)
         do {
-            try table().save(stateDir: stateDir)
+            try table.save(stateDir: stateDir)
         } catch {
             logger.warning("cannot write the worker table: \(error)", metadata: ["app": "\(app)"])
         }

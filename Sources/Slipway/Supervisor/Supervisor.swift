@@ -7,17 +7,20 @@ import SlipwayCore
 public actor Supervisor {
     let config: AgentConfig
     let logger: Logger
+    let metrics: AgentMetrics
     private var apps: [AppName: AppSupervisor] = [:]
 
-    public init(config: AgentConfig, logger: Logger) {
+    public init(config: AgentConfig, logger: Logger, metrics: AgentMetrics) {
         self.config = config
         self.logger = logger
+        self.metrics = metrics
     }
 
     func supervisor(for app: AppName) -> AppSupervisor {
         if let existing = apps[app] { return existing }
         let created = AppSupervisor(app: app, stateDir: config.stateDir,
-                                    appDirectory: AppLayout(appsRoot: config.appsRoot, app: app).root, logger: logger)
+                                    appDirectory: AppLayout(appsRoot: config.appsRoot, app: app).root, logger: logger,
+                                    metrics: metrics)
         apps[app] = created
         return created
     }

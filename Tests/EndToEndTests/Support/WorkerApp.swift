@@ -145,6 +145,12 @@ final class WorkerApp {
         Set(try workers().compactMap { ($0["pid"] as? NSNumber)?.int32Value })
     }
 
+    /// The agent's `GET /metrics` (Prometheus text).
+    func metrics() throws -> String {
+        let address = (f.read(f.stateDir + "/http.addr") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        return try Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "10", "http://\(address)/metrics"], timeout: 20).stdout
+    }
+
     // MARK: Helpers
 
     static func freePort() throws -> Int {

@@ -68,7 +68,7 @@ struct SupervisorTests {
         let reload = try app.f.slipway(["reload", "demo"], timeout: 60)
         #expect(reload.status == 0, "\(reload.output)")
         #expect(Date().timeIntervalSince(started) >= 1.5)
-        #expect(kill(old, 0) != 0, "the old worker \(old) still runs")
+        #expect(!WorkerApp.isRunning(old), "the old worker \(old) still runs")
         let log = app.workerLog
         #expect(log.contains("[w0 \(old)] out: SIGINT: draining"))
         #expect(log.contains("[w0 \(old)] slipway: still running after 1500ms: SIGKILL"))
@@ -182,7 +182,7 @@ struct SupervisorTests {
         #expect(try app.get("/api/hello").status == 200)
         // …and a new agent replaces them with its own, then stops the orphans.
         try app.start()
-        #expect(app.f.waitUntil(seconds: 30) { first.allSatisfy { kill($0, 0) != 0 } })
+        #expect(app.f.waitUntil(seconds: 30) { first.allSatisfy { !WorkerApp.isRunning($0) } })
         let second = try app.workerPIDs()
         #expect(second.count == 2 && second.isDisjoint(with: first))
         // SIGTERM: every worker drains and exits before the agent does, within the stop timeout
@@ -191,7 +191,7 @@ struct SupervisorTests {
         let stopping = Date()
         #expect(app.stop(), "the agent did not exit on SIGTERM")
         #expect(Date().timeIntervalSince(stopping) < 7)
-        #expect(second.allSatisfy { kill($0, 0) != 0 })
+        #expect(second.allSatisfy { !WorkerApp.isRunning($0) })
         #expect(app.workerLog.contains("stopping all workers: the agent is stopping"))
     }
 }

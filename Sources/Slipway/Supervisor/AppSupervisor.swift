@@ -44,7 +44,7 @@ actor AppSupervisor {
         self.log = WorkerLog(path: WorkerLog.path(stateDir: stateDir, app: app))
         self.logger = logger
         self.orphans = (WorkerTable.load(stateDir: stateDir, app: app.value)?.workers ?? []).filter {
-            $0.pid > 1 && ProcessTable.startTime(of: $0.pid) == $0.procStartTime
+            $0.pid > 1 && ProcessTable.isRunning($0.pid, startTime: $0.procStartTime)
         }
     }
 
@@ -283,16 +283,16 @@ actor AppSupervisor {
     /// new workers are up, then get the stop signal, and SIGKILL after the timeout.
     private func stopOrphans(timeout: Duration, signal: Int32) async {
         guard !orphans.isEmpty else { return }
-        let alive = orphans.filter { ProcessTable.startTime(of: $0.pid) == $0.procStartTime }
+        let alive = orphans.filter { ProcessTable.isRunning($0.pid, startTime: $0.procStartTime) }
         for orphan in alive {
             log.note("stopping worker left by a previous agent (release \(orphan.release))", worker: "w\(orphan.slot) \(orphan.pid)")
             kill(-orphan.pid, signal)
         }
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline, alive.contains(where: { ProcessTable.startTime(of: $0.pid) == $0.procStartTime }) {
+        while ContinuousClock.now < deadline, alive.contains(where: { ProcessTable.isRunning($0.pid, startTime: $0.procStartTime) }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        for orphan in alive where ProcessTable.startTime(of: orphan.pid) == orphan.procStartTime {
+        for orphan in alive where ProcessTable.isRunning(orphan.pid, startTime: orphan.procStartTime) {
             kill(-orphan.pid, SIGKILL)
         }
         orphans = []
@@ -397,7 +397,7 @@ actor AppSupervisor {
         }
         for worker in draining { workers.append(row(worker, state: .draining)) }
         // Orphans still alive are shown too: they still serve until replaced.
-        for orphan in orphans where ProcessTable.startTime(of: orphan.pid) == orphan.procStartTime {
+        for orphan in orphans where ProcessTable.isRunning(orphan.pid, startTime: orphan.procStartTime) {
             var copy = orphan
             copy.status = "left by a previous agent process; replaced on the next rollout"
             workers.append(copy)

@@ -9,6 +9,13 @@ enum ProcessTable {
         statFields(pid).flatMap { $0.count > 19 ? UInt64($0[19]) : nil }
     }
 
+    /// Whether `pid` names a live process (a zombie waiting to be reaped is not), and, with
+    /// `startTime`, the same one as recorded.
+    static func isRunning(_ pid: pid_t, startTime: UInt64? = nil) -> Bool {
+        guard let fields = statFields(pid), fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return false }
+        return startTime.map { UInt64(fields[19]) == $0 } ?? true
+    }
+
     /// RSS in bytes of every process whose process group is one of `groups`, keyed by group.
     static func residentBytes(ofGroups groups: Set<pid_t>) -> [pid_t: UInt64] {
         guard !groups.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }

@@ -194,4 +194,44 @@ struct SupervisorTests {
         #expect(second.allSatisfy { !WorkerApp.isRunning($0) })
         #expect(app.workerLog.contains("stopping all workers: the agent is stopping"))
     }
+
+    @Test func aPythonAppUnderGunicornTakesFD3AndReloadsWithoutLosingRequests() throws {
+        let app = try WorkerApp(instances: 2)
+        // Not the Node example: a WSGI app served by Debian's gunicorn, which takes fd 3 itself
+        // when LISTEN_PID is its own pid (so this also proves the exec trampoline and setpriv).
+        try app.f.commitSource(["app.py": """
+        import os
+        def app(environ, start_response):
+            release = os.environ.get("SLIPWAY_RELEASE", "dev")
+            start_response("200 OK", [("Content-Type", "text/plain"), ("X-Release", release)])
+            return [("served by gunicorn %d of %s\\n" % (os.getpid(), release)).encode()]
+        """])
+        try app.f.commitManifest("demo.yaml", """
+        app: demo
+        source: {repo: \(app.f.sourceRepo), ref: main}
+        backend:
+          command: gunicorn --workers 2 --graceful-timeout 5 app:app
+          instances: 2
+          listen: 127.0.0.1:\(app.port)
+          health: {path: /}
+          stop: {signal: SIGTERM, timeout: 6s}
+        """)
+        app.healthPath = "/"
+        try app.start()
+        let first = try app.get("/")
+        #expect(first.status == 200 && first.body.contains("served by gunicorn"), "\(first)\n\(app.workerLog)")
+        #expect(app.workerLog.contains("Listening at: http://127.0.0.1:\(app.port)"))
+        var deployed = [try #require(app.f.current())]
+        let load = try LoadRun(port: app.port, path: "/", threads: 4, scratch: app.f.scratch)
+        for version in 2...4 {
+            let result = try app.deployNewVersion("v\(version)")
+            #expect(result.status == 0, "\(result.output)")
+            deployed.append(try #require(app.f.current()))
+        }
+        let summary = try load.finish()
+        #expect(summary.failed == 0, "errors: \(summary.errors)")
+        #expect(Set(summary.releases.keys).isSubset(of: Set(deployed)))
+        #expect(try app.get("/").release == deployed.last)
+        #expect(app.stop(), "the agent did not exit on SIGTERM")
+    }
 }

@@ -19,8 +19,16 @@ actor AppSupervisor {
     private var slots: [Int: WorkerProcess] = [:]
     /// The target the running workers were accepted for: crash restarts start this again.
     private(set) var target: WorkerTarget?
-    /// The target before the last reload, where a failed `verify` goes back to.
-    private var fallback: WorkerTarget?
+    /// Where a failed `verify` goes back to.
+    private var fallback: Fallback = .stop
+
+    enum Fallback {
+        /// A first start: nothing ran before, the failed workers are stopped.
+        case stop
+        /// A reload of the generation already running (`slipway reload`): nothing to go back to.
+        case keep
+        case previous(WorkerTarget)
+    }
     private var backoff: [Int: RestartBackoff] = [:]
     private var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
     private var restarts: [Int: Int] = [:]
@@ -65,7 +73,7 @@ actor AppSupervisor {
                 return result
             }
             self.target = target
-            fallback = previous?.id == target.id ? fallback : previous
+            fallback = previous.map { $0.id == target.id ? .keep : .previous($0) } ?? .stop
             degraded = nil
             await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)
             return result
@@ -88,7 +96,11 @@ actor AppSupervisor {
             }
             metrics.rolloutFinished(app: app, stage: .verify, succeeded: problem == nil)
             guard let problem else { return .unchanged }
-            await revert(to: fallback, from: target, after: "verify failed: \(problem)")
+            switch fallback {
+            case .stop: await revert(to: nil, from: target, after: "verify failed: \(problem)")
+            case .previous(let previous): await revert(to: previous, from: target, after: "verify failed: \(problem)")
+            case .keep: log.note("verify failed: \(problem); the workers stay as they are (they run the same generation as before)")
+            }
             return .failed(stage: .verify, reason: problem)
         }
     }
@@ -276,7 +288,7 @@ actor AppSupervisor {
         retiredListeners.forEach { $0.close() }
         retiredListeners = []
         target = nil
-        fallback = nil
+        fallback = .stop
     }
 
     /// Workers of a previous agent process: they still serve on that agent's socket until the

@@ -8,7 +8,9 @@ final class WorkerApp {
     let port: Int
     private(set) var agent = Process()
     var redis: Process?
-    private(set) var instances = 2
+    var instances = 2
+    /// What `start()` waits on, until it answers 200.
+    var healthPath = "/api/health"
     var redisPort: Int?
     var envDir: String { f.root + "/env" }
     var agentLog: String { f.read(f.root + "/agent.log") ?? "" }
@@ -95,7 +97,7 @@ final class WorkerApp {
         agent.standardError = handle
         try agent.run()
         let up = f.waitUntil(seconds: 60) {
-            guard (try? self.get("/api/health").status) == 200, let workers = try? self.workers() else { return false }
+            guard (try? self.get(self.healthPath).status) == 200, let workers = try? self.workers() else { return false }
             return workers.count == self.instances && workers.allSatisfy { $0["state"] as? String == "ready" }
         }
         guard up else {

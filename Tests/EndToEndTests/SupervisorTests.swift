@@ -24,6 +24,17 @@ struct SupervisorTests {
         let workers = try app.workers()
         #expect(workers.count == 3)
         #expect(workers.allSatisfy { $0["release"] as? String == deployed.last && $0["state"] as? String == "ready" })
+        // Each worker runs in its release's own directory, not through `current`.
+        let releaseDir = app.f.appsRoot + "/demo/releases/\(deployed.last!)/backend"
+        for pid in try app.workerPIDs() {
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")) == releaseDir)
+        }
+        // What an operator reads: the workers in `status`, their output in `logs`.
+        let status = try app.f.slipway(["status"]).stdout
+        #expect(status.contains("workers on 127.0.0.1:\(app.port)") && status.contains("SLOT  PID"), "\(status)")
+        #expect(status.components(separatedBy: deployed.last! + "  ready").count - 1 == 3, "\(status)")
+        let logs = try app.f.slipway(["logs", "demo", "-n", "4"]).stdout
+        #expect(logs.split(separator: "\n").count == 4 && logs.contains("] "), "\(logs)")
         print("10 deploys under load: \(summary.requests) requests, \(summary.failed) failed, \(summary.retriedKeepAlive) keep-alive retries, p50 \(summary.p50 ?? 0) ms, p99 \(summary.p99 ?? 0) ms")
     }
 
@@ -233,5 +244,25 @@ struct SupervisorTests {
         #expect(Set(summary.releases.keys).isSubset(of: Set(deployed)))
         #expect(try app.get("/").release == deployed.last)
         #expect(app.stop(), "the agent did not exit on SIGTERM")
+    }
+
+    @Test func aWorkerAboveMaxMemoryIsReplacedGracefully() throws {
+        // The Node app holds about 50 MB; a 20M limit makes every worker too big once it has
+        // been up for min_uptime (1 s): each is replaced, the new one ready first.
+        let app = try WorkerApp(instances: 2, backend: "max_memory: 20M\nrestart: {min_uptime: 1s}")
+        try app.start()
+        let before = try app.workerPIDs()
+        let load = try LoadRun(port: app.port, threads: 4, scratch: app.f.scratch)
+        #expect(app.f.waitUntil(seconds: 30) {
+            app.workerLog.components(separatedBy: "is above max_memory 20M: replacing it").count - 1 >= 4
+        })
+        let summary = try load.finish()
+        #expect(summary.failed == 0, "errors: \(summary.errors)")
+        #expect(try app.workerPIDs().isDisjoint(with: before))
+        #expect(try app.metrics().contains("slipway_worker_restarts_total{app=\"demo\",reason=\"max_memory\"}"))
+        // status reports the RSS (sampled every 3 s; a worker started since has none yet).
+        #expect(app.f.waitUntil(seconds: 10) {
+            ((try? app.workers()) ?? []).contains { (($0["rssBytes"] as? NSNumber)?.intValue ?? 0) > 20 << 20 }
+        })
     }
 }

@@ -370,10 +370,16 @@ actor AppSupervisor {
     }
 
     private func sampleMemory(_ target: WorkerTarget) async {
-        let groups = Set(slots.values.filter { $0.exit == nil }.map(\.pid))
-        rss = ProcessTable.residentBytes(ofGroups: groups)
+        func sample() {
+            rss = ProcessTable.residentBytes(ofGroups: Set(slots.values.filter { $0.exit == nil }.map(\.pid)))
+        }
+        sample()
         guard let limit = target.workers.maxMemory else { return }
-        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.exit == nil && !worker.isStopping {
+        defer { sample() }  // the replacements' own figures, for status
+        // A worker younger than min_uptime is left alone, so one that starts above the limit is
+        // not replaced in a tight loop.
+        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.exit == nil && !worker.isStopping
+            && worker.uptime >= target.workers.restart.minUptime {
             guard let bytes = rss[worker.pid], bytes > limit else { continue }
             log.note("RSS \(ByteSize.format(bytes)) is above max_memory \(ByteSize.format(limit)): replacing it", worker: worker.label)
             logger.warning("worker \(slot) uses \(ByteSize.format(bytes)), above max_memory; replacing it", metadata: ["app": "\(app)"])

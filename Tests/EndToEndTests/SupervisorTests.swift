@@ -172,6 +172,11 @@ struct SupervisorTests {
         #expect(later - restarts <= 3, "\(later - restarts) restarts in 3 s")
         // The other worker kept serving all along.
         #expect(try app.get("/api/hello").status == 200)
+        // A pass meanwhile leaves the crash loop to the backoff: no extra start, not "failed".
+        let restartsBeforePass = app.workerLog.components(separatedBy: "slipway: started").count
+        _ = try app.f.slipway(["deploy", "--wait"], timeout: 60)
+        #expect(try app.f.appStatus()["condition"] as? String == "degraded")
+        #expect(app.workerLog.components(separatedBy: "slipway: started").count - restartsBeforePass <= 1)
         // The metrics say the same.
         let metrics = try app.metrics()
         #expect(metrics.contains("slipway_app_degraded{app=\"demo\"} 1"), "\(metrics)")

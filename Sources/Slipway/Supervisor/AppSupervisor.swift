@@ -74,7 +74,8 @@ actor AppSupervisor {
             }
             self.target = target
             fallback = previous.map { $0.id == target.id ? .keep : .previous($0) } ?? .stop
-            degraded = nil
+            // New workers end a degraded state; a pass that changed nothing leaves a crash loop reported.
+            if case .done = result { degraded = nil }
             await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)
             return result
         }
@@ -144,6 +145,9 @@ actor AppSupervisor {
         }
         var replaced = 0, started = 0, stopped = 0
         for slot in 0..<target.count {
+            // A crashed worker of this generation waiting out its backoff is the monitor's to
+            // restart: a pass must not bypass the backoff of a crash loop.
+            if let crashed = slots[slot], crashed.exit != nil, restartAt[slot] != nil, crashed.generation == target.id, !force { continue }
             let old = slots[slot].flatMap { $0.exit == nil ? $0 : nil }
             if let old, old.generation == target.id, !force { continue }
             if Task.isCancelled { return .failed(stage: .reload, reason: "the agent is shutting down") }

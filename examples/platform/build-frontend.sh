@@ -6,6 +6,8 @@ rm -rf dist
 mkdir -p dist/assets
 version=$(cat VERSION 2>/dev/null || echo dev)
 sed "s/__VERSION__/$version/" web/index.html > dist/index.html
+# The version is stamped into the script too, so each release's chunk has its own hash.
+sed "s/__VERSION__/$version/" web/app.js > web/app.js.stamped && mv web/app.js.stamped web/app.js
 for asset in web/app.js web/app.css; do
   name=$(basename "$asset")
   stem=${name%.*}

@@ -92,7 +92,9 @@ public final class Reconciler: @unchecked Sendable {
         let supersededBy: @Sendable () -> String? = {
             runtime?.announcement(since: passStart).flatMap { $0 == manifestsCommit ? nil : $0 }
         }
-        for app in appsToConsider(manifests.set, state: state) {
+        var sites: NginxSites.Plan = [:]
+        let considered = appsToConsider(manifests.set, state: state)
+        for app in considered {
             if Task.isCancelled { break }
             if let newer = supersededBy() {
                 logger.info("manifests commit \(newer.prefix(12)) announced; ending this pass early, the next one acts on it")
@@ -104,6 +106,7 @@ public final class Reconciler: @unchecked Sendable {
             let desired = desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath)
             var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit,
                                          supersededBy: supersededBy, logger: appLogger)
+            if let site = nginxSite(for: app, desired: desired) { sites[app] = site }
             let store = ReleaseStore(layout: layout(app))
             status.current = store.current()
             metrics.currentRelease(app: app, release: status.current, sha: status.current.flatMap { store.record($0)?.source.sha })
@@ -113,6 +116,7 @@ public final class Reconciler: @unchecked Sendable {
             }
             save(state)
         }
+        await applyNginx(sites, known: Set(considered), state: &state, result: &result)
         state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: result.error)
         finish(state, converged: result.converged)
         return result

@@ -21,6 +21,19 @@ struct BuildLog {
         _ = Foundation.close(fd)
     }
 
+    /// The file's size now: a mark to read what one command wrote after it.
+    var size: UInt64 {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? UInt64(info.st_size) : 0
+    }
+
+    /// What was written since `offset` (at most the last 16 KiB of it).
+    func text(since offset: UInt64) -> String {
+        guard let bytes = FileOps.readFile(path) else { return "" }
+        let start = min(Int(offset), bytes.count)
+        return String(decoding: bytes[start...].suffix(16 * 1024), as: UTF8.self)
+    }
+
     /// Deletes old logs: those of kept releases stay, and the newest `others` of the rest
     /// (failed attempts, pruned releases), so a failure stays readable for a while.
     static func prune(in directory: String, keeping kept: Set<ReleaseID>, others: Int = 10) {

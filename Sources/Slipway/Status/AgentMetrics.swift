@@ -128,6 +128,17 @@ public final class AgentMetrics: @unchecked Sendable {
                              labels: [("app", app.value), ("stage", stage.rawValue), ("result", succeeded ? "succeeded" : "failed")]).increment()
     }
 
+    // MARK: nginx
+
+    func nginxReloaded() {
+        registry.makeCounter(descriptor: Self.name("nginx_reloads", unit: "total", help: "nginx reloads after a server block changed.")).increment()
+    }
+
+    func nginxRefused(app: AppName) {
+        registry.makeCounter(descriptor: Self.name("nginx_refusals", unit: "total", help: "Server blocks nginx refused (the previous one kept serving)."),
+                             labels: [("app", app.value)]).increment()
+    }
+
     static let buckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5),
                                       .seconds(30), .seconds(120), .seconds(600), .seconds(1800)]
 

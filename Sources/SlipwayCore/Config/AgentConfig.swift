@@ -41,6 +41,24 @@ public struct AgentConfig: Sendable, Equatable {
     /// able to make the agent read any file it likes into an app's environment.
     public var envDir: String = AgentConfig.defaultEnvDir
 
+    /// `nginx:`: where Slipway writes each served app's server block, and how it checks and
+    /// reloads nginx; nil: no nginx config is written (a manifest's `frontend.serve` is ignored).
+    public var nginx: Nginx?
+
+    public struct Nginx: Sendable, Equatable {
+        /// A directory nginx includes inside `http {}` (Debian: /etc/nginx/sites-enabled).
+        public var sitesDir: String
+        /// Checks the whole configuration; a non-zero exit means it is refused.
+        public var test: String
+        public var reload: String
+
+        public init(sitesDir: String = "/etc/nginx/sites-enabled", test: String = "nginx -t -q", reload: String = "nginx -s reload") {
+            self.sitesDir = sitesDir
+            self.test = test
+            self.reload = reload
+        }
+    }
+
     public static let defaultAppsUser = "slipway"
     public static let defaultEnvDir = "/etc/slipway/env"
 
@@ -116,7 +134,7 @@ public struct AgentConfig: Sendable, Equatable {
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
-                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir"]) else { return nil }
+                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -199,6 +217,22 @@ public struct AgentConfig: Sendable, Equatable {
             }
         }
 
+        var nginx: Nginx?
+        if let node = top["nginx"], let fields = reader.fields(of: node, named: "nginx", known: ["sites_dir", "test", "reload"]) {
+            var value = Nginx()
+            if let dirNode = fields["sites_dir"], let dir = reader.nonEmptyString(dirNode, "nginx.sites_dir") {
+                if dir.hasPrefix("/"), !dir.split(separator: "/").contains("..") {
+                    value.sitesDir = dir.count > 1 && dir.hasSuffix("/") ? String(dir.dropLast()) : dir
+                } else {
+                    reader.report("nginx.sites_dir must be an absolute path without '..', not '\(dir)'", at: dirNode.mark,
+                                  hint: "for example /etc/nginx/sites-enabled")
+                }
+            }
+            if let text = fields["test"].flatMap({ reader.nonEmptyString($0, "nginx.test") }) { value.test = text }
+            if let text = fields["reload"].flatMap({ reader.nonEmptyString($0, "nginx.reload") }) { value.reload = text }
+            nginx = value
+        }
+
         var hooks: [DeployHook] = []
         if let node = top["on_deploy"] {
             if case .sequence(let items) = node.content {
@@ -218,6 +252,7 @@ public struct AgentConfig: Sendable, Equatable {
         config.notifySecretFile = secretFile
         config.onDeploy = hooks
         config.appsUser = appsUser
+        config.nginx = nginx
         config.envDir = envDir
         if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
             reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,

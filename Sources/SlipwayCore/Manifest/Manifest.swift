@@ -21,9 +21,17 @@ public struct Manifest: Sendable, Equatable {
         public var ref: GitRef
     }
 
-    public struct Frontend: Sendable, Equatable, Codable {
+    public struct Frontend: Sendable, Equatable {
         public var build: String?
         public var output: RelativePath
+        /// How nginx serves it; nil: Slipway writes no nginx config for the app.
+        public var serve: Serve?
+
+        public init(build: String? = nil, output: RelativePath, serve: Serve? = nil) {
+            self.build = build
+            self.output = output
+            self.serve = serve
+        }
     }
 
     public struct Backend: Sendable, Equatable {

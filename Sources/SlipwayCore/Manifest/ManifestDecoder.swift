@@ -61,12 +61,13 @@ public enum ManifestDecoder {
         }
 
         let frontend = top["frontend"].flatMap { node -> Manifest.Frontend? in
-            guard let fields = reader.fields(of: node, named: "frontend", known: ["build", "output"]) else { return nil }
+            guard let fields = reader.fields(of: node, named: "frontend", known: ["build", "output", "serve"]) else { return nil }
             let build = fields["build"].flatMap { reader.nonEmptyString($0, "frontend.build") }
+            let serve = fields["serve"].flatMap { ServeDecoder.decode($0, reader) }
             guard let output = fields.required("output", example: "dist").flatMap({ reader.path($0, "frontend.output", allowRoot: false) }) else {
                 return nil
             }
-            return Manifest.Frontend(build: build, output: output)
+            return Manifest.Frontend(build: build, output: output, serve: serve)
         }
 
         let backend = top["backend"].flatMap { BackendDecoder.decode($0, reader) }
@@ -74,6 +75,11 @@ public enum ManifestDecoder {
         if let frontend, let backend, !backend.dir.isRoot, frontend.output == backend.dir {
             reader.report("frontend.output and backend.dir are the same directory '\(backend.dir)'", at: root.mark,
                           hint: "publish the frontend build to its own directory, like 'dist'")
+        }
+
+        if let api = frontend?.serve?.api, backend?.workers?.listen == nil, let node = top["frontend"] {
+            reader.report("frontend.serve.api proxies \(api.path) to backend.listen, which is not set", at: node.mark,
+                          hint: "add 'listen: 127.0.0.1:3000' and a 'command' to the backend, or remove 'api'")
         }
 
         if top["frontend"] == nil && top["backend"] == nil {

@@ -20,11 +20,17 @@ final class WorkerApp {
         .deletingLastPathComponent().deletingLastPathComponent().path
 
     /// `backend` holds extra lines for the manifest's backend section; `env` the manifest's env.
-    init(instances: Int = 2, backend: String = "", env: [String: String] = [:], withRedis: Bool = false) throws {
+    var nginx: TestNginx?
+
+    init(instances: Int = 2, backend: String = "", env: [String: String] = [:], withRedis: Bool = false, withNginx: Bool = false) throws {
         f = try Fixture(name: "workers")
         port = try WorkerApp.freePort()
         try FileManager.default.createDirectory(atPath: f.root + "/env", withIntermediateDirectories: true)
         if withRedis { try startRedis() }
+        if withNginx {
+            nginx = try TestNginx(root: f.root)
+            try nginx?.start()
+        }
         // The example app's source, as its own git repo.
         try FileManager.default.removeItem(atPath: f.sourceRepo)
         try FileManager.default.copyItem(atPath: WorkerApp.packageRoot + "/examples/platform", toPath: f.sourceRepo)
@@ -40,17 +46,22 @@ final class WorkerApp {
         env_dir: \(envDir)
         poll_interval: 1h
         listen: 127.0.0.1:0
+        \(nginx?.agentConfig ?? "")
         """, to: f.configPath)
         try commitManifest(instances: instances, backend: backend, env: env)
     }
 
     deinit {
         stop()
+        nginx?.stop()
         redis.map { kill($0.processIdentifier, SIGKILL); $0.waitUntilExit() }
     }
 
-    func commitManifest(instances: Int = 2, backend: String = "", env: [String: String] = [:]) throws {
+    /// `serve` is the frontend's serve section (defaults to nginx on its port when the app has one).
+    func commitManifest(instances: Int = 2, backend: String = "", env: [String: String] = [:], serve: String? = nil, keep: Int = 4) throws {
         self.instances = instances
+        let serveLines = (serve ?? nginx.map { "serve:\n  server_name: localhost\n  listen: 127.0.0.1:\($0.port)\n  spa: true\n  api: {path: /api/}" } ?? "")
+            .split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
         var allEnv = ["NODE_PATH": "/usr/share/nodejs"].merging(env) { $1 }
         if let redisPort { allEnv["REDIS_URL"] = "redis://127.0.0.1:\(redisPort)" }
         let envLines = allEnv.sorted { $0.key < $1.key }.map { "  \($0.key): \(Fixture.yamlQuoted($0.value))" }.joined(separator: "\n")
@@ -61,12 +72,13 @@ final class WorkerApp {
           repo: \(f.sourceRepo)
           ref: main
         releases:
-          keep: 4
+          keep: \(keep)
         env:
         \(envLines)
         frontend:
           build: ./build-frontend.sh
           output: dist
+        \(serveLines)
         backend:
           dir: server
           command: node server.js

@@ -64,6 +64,15 @@ app.get("/api/session", async (req, res, next) => {
 
 let draining = false;
 let server;
+let sockets = null;
+
+// WebSockets on /api/ws (Debian's node-ws), echoing with the release that answered.
+function serveWebSockets() {
+  let WebSocketServer;
+  try { ({ WebSocketServer } = require("ws")); } catch { return; }
+  sockets = new WebSocketServer({ server, path: "/api/ws" });
+  sockets.on("connection", (ws) => ws.on("message", (data) => ws.send(`echo from ${release}: ${data}`)));
+}
 
 function notifyReady() {
   if (!process.env.NOTIFY_SOCKET) return;
@@ -79,6 +88,7 @@ function drain(signal) {
   draining = true;
   console.log(`${signal}: draining`);
   if (process.env.IGNORE_STOP === "1") { console.log("IGNORE_STOP=1: not stopping"); return; }
+  if (sockets) sockets.clients.forEach((ws) => ws.close(1001, "server restarting"));
   server.close(() => {
     if (redis) redis.quit().catch(() => {});
     console.log("drained, exiting");
@@ -98,6 +108,7 @@ connectRedis().then(() => {
     notifyReady();
   });
   server.keepAliveTimeout = 5000;
+  serveWebSockets();
 }).catch((err) => {
   console.error("cannot start:", err.message);
   process.exit(1);

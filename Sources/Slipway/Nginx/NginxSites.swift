@@ -1,0 +1,92 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// Writes the server blocks Slipway owns in nginx's `sites_dir` (`slipway-<app>.conf`), checks
+/// nginx's whole configuration after each change, and reloads nginx once per pass when
+/// something changed, never otherwise. A change nginx refuses is undone at once (the previous
+/// file goes back), and the refusal is reported against its app.
+struct NginxSites {
+    let nginx: AgentConfig.Nginx
+    let stateDir: String
+    let logger: Logger
+
+    /// What a pass wants for one app: a rendered file, or none (the app is gone or not served).
+    /// Apps absent from the plan (an invalid manifest, say) keep whatever file they have.
+    typealias Plan = [AppName: String?]
+
+    struct Outcome {
+        /// Apps whose new config nginx refused, with nginx's words.
+        var refused: [AppName: String] = [:]
+        var changed: [AppName] = []
+        var reloaded = false
+        var reloadError: String?
+    }
+
+    func apply(_ plan: Plan, known: Set<AppName>) async -> Outcome {
+        var outcome = Outcome()
+        var plan = plan
+        // Files of apps no manifest and no disk knows any more are removed too.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: nginx.sitesDir)) ?? [] where NginxSite.isOwnedFile(name) {
+            if let app = AppName(String(name.dropFirst(8).dropLast(5))), plan[app] == nil, !known.contains(app) {
+                plan[app] = .some(nil)
+            }
+        }
+        for (app, wanted) in plan.sorted(by: { $0.key < $1.key }) {
+            let path = nginx.sitesDir + "/" + NginxSite.fileName(for: app)
+            let existing = FileOps.readFile(path).map { String(decoding: $0, as: UTF8.self) }
+            guard existing != wanted else { continue }
+            do {
+                if let wanted {
+                    try FileOps.makeDirectories(nginx.sitesDir)
+                    try FileOps.writeAtomically(Array(wanted.utf8), to: path)
+                } else {
+                    unlink(path)
+                }
+            } catch {
+                outcome.refused[app] = "cannot write \(path): \(error)"
+                continue
+            }
+            if let problem = await run(nginx.test, what: "test") {
+                // Put the last good file back, so nginx keeps serving what it served.
+                if let existing { try? FileOps.writeAtomically(Array(existing.utf8), to: path) } else { unlink(path) }
+                outcome.refused[app] = problem
+                logger.error("nginx refused the new config; the previous one stays: \(problem)", metadata: ["app": "\(app)", "stage": "switch"])
+                continue
+            }
+            outcome.changed.append(app)
+            logger.info(wanted == nil ? "nginx config removed" : "nginx config written: \(path)", metadata: ["app": "\(app)"])
+        }
+        if !outcome.changed.isEmpty {
+            if let problem = await run(nginx.reload, what: "reload") {
+                outcome.reloadError = problem
+                logger.error("nginx reload failed: \(problem)")
+            } else {
+                outcome.reloaded = true
+                logger.info("nginx reloaded (\(outcome.changed.map(\.value).joined(separator: ", ")) changed)")
+            }
+        }
+        return outcome
+    }
+
+    /// Runs an nginx command; nil when it succeeded, else its exit and last lines of output.
+    private func run(_ command: String, what: String) async -> String? {
+        let logPath = stateDir + "/logs/nginx.log"
+        do {
+            let log = try BuildLog.create(at: logPath)
+            defer { log.close() }
+            log.note("==> \(UTCTime.now.iso8601) nginx \(what): \(command)")
+            let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
+            let start = log.size
+            let child = try ChildProcess.spawnShell(command, in: "/", environment: environment, outputFD: log.fd)
+            let termination = await child.wait(timeout: .seconds(30), grace: .seconds(2))
+            guard termination.succeeded else {
+                let output = log.text(since: start).split(separator: "\n").suffix(5).joined(separator: "\n")
+                return "'\(command)' \(termination.explanation): \(output)"
+            }
+            return nil
+        } catch {
+            return "'\(command)' could not run: \(error)"
+        }
+    }
+}

@@ -1,0 +1,125 @@
+/// Renders an app's nginx server block from its manifest. Pure: the same manifest always gives
+/// the same bytes, so "did the config change?" is a byte comparison and an unchanged deploy
+/// never reloads nginx. A deploy itself needs no reload at all: every path goes through the
+/// `current` symlink, resolved by nginx on each request.
+public enum NginxSite {
+    /// The file Slipway owns in `sites_dir`; it never touches other files there.
+    public static func fileName(for app: AppName) -> String { "slipway-\(app).conf" }
+
+    public static func isOwnedFile(_ name: String) -> Bool {
+        name.hasPrefix("slipway-") && name.hasSuffix(".conf") && AppName(String(name.dropFirst(8).dropLast(5))) != nil
+    }
+
+    /// Hashed asset names: `-` or `.` then 8+ hex digits before the extension (webpack's
+    /// contenthash, esbuild's, the example's build script). They are immutable by construction.
+    public static let hashedAsset = #"[.-][0-9a-f]{8,}\.[A-Za-z0-9]+$"#
+
+    /// - Parameters:
+    ///   - appRoot: `<apps_root>/<app>`, nginx's root for the server: every location below tries
+    ///     paths under `current/frontend` or the asset archive only, never the app dir itself.
+    ///   - archive: the directory (relative to `appRoot`) holding the files of every kept release.
+    ///   - upstream: the backend's socket, for `serve.api`; a unix path is absolute.
+    public static func render(app: AppName, serve: Serve, appRoot: String, archive: String, upstream: Upstream?, source: String) -> String {
+        let variable = "slipway_" + String(app.value.map { $0 == "-" ? "_" : $0 }) + "_connection"
+        var lines: [String] = [
+            "# Written by Slipway for app \(app) from \(source); do not edit: it is rewritten on every change.",
+        ]
+        if serve.api != nil {
+            lines += [
+                "map $http_upgrade $\(variable) {",
+                "    default upgrade;",
+                "    ''      close;",
+                "}",
+                "",
+            ]
+        }
+        let current = "/current/frontend"
+        lines += [
+            "server {",
+            "    listen \(serve.listen);",
+            "    server_name \(serve.serverNames.joined(separator: " "));",
+            "    root \(quoted(appRoot));",
+            "    index index.html;",
+            "",
+            "    # Hashed assets never change: cache them for a year. One missing from the current release",
+            "    # is looked up in the kept releases, so a browser still holding an older index.html loads it.",
+            "    location ~ \"\(hashedAsset)\" {",
+            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
+            "        try_files \(current)$uri /\(archive)$uri =404;",
+            "    }",
+            "    # HTML is revalidated on every load, so a deploy is seen at once.",
+            "    location ~ \"\\.html?$\" {",
+            "        add_header Cache-Control \"no-cache\";",
+            "        try_files \(current)$uri =404;",
+            "    }",
+            "    # Any other file: served when it exists, else 404 (never index.html served as JavaScript).",
+            "    location ~ \"\\.[A-Za-z0-9]+$\" {",
+            "        add_header Cache-Control \"no-cache\";",
+            "        try_files \(current)$uri =404;",
+            "    }",
+        ]
+        if serve.spa {
+            lines += [
+                "    # Navigation (paths without an extension): the page, or the single-page app's index.html.",
+                "    location / {",
+                "        add_header Cache-Control \"no-cache\";",
+                "        try_files \(current)$uri \(current)$uri/index.html @index;",
+                "    }",
+                "    location @index {",
+                "        add_header Cache-Control \"no-cache\";",
+                "        try_files \(current)/index.html =404;",
+                "    }",
+            ]
+        } else {
+            lines += [
+                "    location / {",
+                "        add_header Cache-Control \"no-cache\";",
+                "        try_files \(current)$uri \(current)$uri/index.html =404;",
+                "    }",
+            ]
+        }
+        if let api = serve.api, let upstream {
+            let seconds = max(1, api.readTimeout.components.seconds)
+            lines += [
+                "    # The backend's workers, through the socket the agent owns (WebSockets included).",
+                "    location ^~ \(api.path) {",
+                "        proxy_pass \(upstream.proxyPass);",
+                "        proxy_http_version 1.1;",
+                "        proxy_set_header Upgrade $http_upgrade;",
+                "        proxy_set_header Connection $\(variable);",
+                "        proxy_set_header Host $host;",
+                "        proxy_set_header X-Real-IP $remote_addr;",
+                "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+                "        proxy_set_header X-Forwarded-Proto $scheme;",
+                "        proxy_set_header X-Forwarded-Host $host;",
+                "        proxy_read_timeout \(seconds)s;",
+                "    }",
+            ]
+        }
+        lines.append("}")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public enum Upstream: Sendable, Equatable {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+
+        var proxyPass: String {
+            switch self {
+            case .tcp(let host, let port):
+                let connect = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
+                return connect.contains(":") ? "http://[\(connect)]:\(port)" : "http://\(connect):\(port)"
+            case .unix(let path): return "http://unix:\(path):"
+            }
+        }
+    }
+
+    static func quoted(_ path: String) -> String {
+        var result = "\""
+        for character in path {
+            if character == "\\" || character == "\"" { result.append("\\") }
+            result.append(character)
+        }
+        return result + "\""
+    }
+}

@@ -1,0 +1,113 @@
+import Testing
+@testable import SlipwayCore
+
+/// `frontend.serve` and the nginx server block rendered from it, without nginx.
+@Suite struct NginxSiteTests {
+    func decode(_ serve: String, backend: String = "backend:\n  command: node s.js\n  listen: 127.0.0.1:3000\n") -> Result<Manifest, Diagnostics> {
+        ManifestDecoder.decode("app: platform\nsource: {repo: /r.git, ref: main}\nfrontend:\n  output: dist\n  serve:\n" + serve + backend,
+                               file: "m.yaml")
+    }
+
+    func problems(_ serve: String, backend: String = "backend:\n  command: node s.js\n  listen: 127.0.0.1:3000\n") -> [String] {
+        switch decode(serve, backend: backend) {
+        case .success: return []
+        case .failure(let diagnostics): return diagnostics.items.map(\.description)
+        }
+    }
+
+    @Test func theIssuesServeSectionDecodes() throws {
+        let serve = try #require(try decode("""
+            server_name: platform.example.com
+            listen: 80
+            spa: true
+            api:
+              path: /api/
+              read_timeout: 60s
+
+        """).get().frontend?.serve)
+        #expect(serve == Serve(serverNames: ["platform.example.com"], listen: .port(80), spa: true, api: .init(path: "/api/", readTimeout: .seconds(60))))
+        let defaults = try #require(try decode("    server_name: [a.example.com, '*.b.example.com']\n").get().frontend?.serve)
+        #expect(defaults == Serve(serverNames: ["a.example.com", "*.b.example.com"]))
+        #expect(try decode("    server_name: a.test b.test\n    listen: 127.0.0.1:8080\n").get().frontend?.serve?.listen == .address(host: "127.0.0.1", port: 8080))
+        #expect(try decode("    server_name: \"~^(www\\\\.)?example\\\\.com$\"\n").get().frontend?.serve?.serverNames == ["~^(www\\.)?example\\.com$"])
+    }
+
+    @Test func namesThatCouldBreakOutOfTheDirectiveAreRefused() {
+        for bad in ["\"a.com; root /\"", "\"a.com{\"", "\"a'b\"", "\"a#b\"", "\"caf\u{E9}.fr\"", "\"a/b\""] {
+            #expect(problems("    server_name: \(bad)\n").first?.contains("is not a host name nginx can match") == true, "\(bad)")
+        }
+        #expect(problems("    server_name: a.test\n    listen: 70000\n").first?.contains("neither a port nor host:port") == true)
+        #expect(problems("    server_name: a.test\n    api: {path: api}\n").first?.contains("must be a URL prefix like /api/") == true)
+        #expect(problems("    server_name: a.test\n    api: {path: \"/a;b/\"}\n").first?.contains("must be a URL prefix") == true)
+        #expect(problems("    server_name: a.test\n    api: {path: /api/}\n", backend: "").first?.contains("proxies /api/ to backend.listen, which is not set") == true)
+        #expect(problems("    listen: 80\n").first?.contains("frontend.serve is missing the required key 'server_name'") == true)
+        #expect(problems("    server_name: a.test\n    sap: true\n").first?.contains("did you mean 'spa'?") == true)
+    }
+
+    @Test func serveStaysOutOfTheReleaseFingerprint() throws {
+        let a = try decode("    server_name: a.test\n").get()
+        let b = try decode("    server_name: b.test\n    spa: true\n").get()
+        #expect(ReleaseSpec(manifest: a, sourceSHA: "x").fingerprint == ReleaseSpec(manifest: b, sourceSHA: "x").fingerprint)
+    }
+
+    func render(_ serve: Serve, upstream: NginxSite.Upstream? = .tcp(host: "127.0.0.1", port: 3000), appRoot: String = "/var/lib/slipway/apps/platform") -> String {
+        NginxSite.render(app: AppName("my-app")!, serve: serve, appRoot: appRoot, archive: "frontend-archive", upstream: upstream, source: "manifests/my-app.yaml")
+    }
+
+    @Test func theServerBlockServesFromCurrentWithTheRightCachingAndNoIf() {
+        let text = render(Serve(serverNames: ["platform.example.com", "www.platform.example.com"], listen: .port(80), spa: true,
+                                api: .init(path: "/api/", readTimeout: .seconds(90))))
+        #expect(text.contains("    listen 80;\n    server_name platform.example.com www.platform.example.com;\n    root \"/var/lib/slipway/apps/platform\";"))
+        #expect(text.contains("add_header Cache-Control \"public, max-age=31536000, immutable\";\n        try_files /current/frontend$uri /frontend-archive$uri =404;"))
+        #expect(text.contains("location ~ \"\\.html?$\" {\n        add_header Cache-Control \"no-cache\";\n        try_files /current/frontend$uri =404;"))
+        #expect(text.contains("try_files /current/frontend$uri /current/frontend$uri/index.html @index;"))
+        #expect(text.contains("location ^~ /api/ {\n        proxy_pass http://127.0.0.1:3000;"))
+        #expect(text.contains("map $http_upgrade $slipway_my_app_connection {"))
+        #expect(text.contains("proxy_set_header Connection $slipway_my_app_connection;"))
+        #expect(text.contains("proxy_read_timeout 90s;"))
+        // nginx's "if is evil": none at all.
+        #expect(!text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("if ") })
+        // Every file lookup is under current/frontend or the archive: never a bare $uri.
+        for line in text.split(separator: "\n") where line.contains("try_files") {
+            #expect(!line.contains(" $uri"), "\(line)")
+        }
+        // The same input renders the same bytes (an unchanged manifest never reloads nginx).
+        #expect(text == render(Serve(serverNames: ["platform.example.com", "www.platform.example.com"], listen: .port(80), spa: true,
+                                     api: .init(path: "/api/", readTimeout: .seconds(90)))))
+    }
+
+    @Test func withoutSPAOrAPIThereIsNoFallbackAndNoProxy() {
+        let text = render(Serve(serverNames: ["a.test"], listen: .address(host: "::1", port: 8080)), upstream: nil)
+        #expect(text.contains("listen [::1]:8080;"))
+        #expect(text.contains("try_files /current/frontend$uri /current/frontend$uri/index.html =404;"))
+        #expect(!text.contains("@index") && !text.contains("proxy_pass") && !text.contains("map "))
+    }
+
+    @Test func upstreamsAndPathsAreWrittenSafely() {
+        #expect(NginxSite.Upstream.tcp(host: "0.0.0.0", port: 3000).proxyPass == "http://127.0.0.1:3000")
+        #expect(NginxSite.Upstream.tcp(host: "::1", port: 3000).proxyPass == "http://[::1]:3000")
+        #expect(NginxSite.Upstream.unix(path: "/srv/apps/x/run/web.sock").proxyPass == "http://unix:/srv/apps/x/run/web.sock:")
+        #expect(NginxSite.quoted("/a \"b\"\\c") == "\"/a \\\"b\\\"\\\\c\"")
+        #expect(NginxSite.fileName(for: AppName("platform")!) == "slipway-platform.conf")
+        #expect(NginxSite.isOwnedFile("slipway-platform.conf") && !NginxSite.isOwnedFile("default") && !NginxSite.isOwnedFile("slipway-.conf"))
+        #expect(!NginxSite.isOwnedFile("slipway-Bad_Name.conf"))
+    }
+
+    @Test func theHashedAssetPatternMatchesContentHashesOnly() throws {
+        let pattern = try Regex(NginxSite.hashedAsset)
+        for hashed in ["/assets/app-3f2c1a9b.js", "/assets/chunk.0123abcd4567.css", "/x/vendor-deadbeef.mjs"] {
+            #expect(hashed.contains(pattern), "\(hashed)")
+        }
+        for plain in ["/assets/app.js", "/favicon.ico", "/assets/my-component.js", "/assets/app-3F2C1A9B.js", "/assets/app-3f2c1a9.js"] {
+            #expect(!plain.contains(pattern), "\(plain)")
+        }
+    }
+
+    @Test func theAgentConfigsNginxSection() throws {
+        let config = try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: {sites_dir: /etc/nginx/conf.d, reload: systemctl reload nginx}\n",
+                                            file: "a.yaml", hostname: "h").get()
+        #expect(config.nginx == .init(sitesDir: "/etc/nginx/conf.d", test: "nginx -t -q", reload: "systemctl reload nginx"))
+        #expect(try AgentConfig.decode("manifests: {repo: /m.git}\n", file: "a.yaml", hostname: "h").get().nginx == nil)
+        #expect(try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: {}\n", file: "a.yaml", hostname: "h").get().nginx == .init())
+    }
+}

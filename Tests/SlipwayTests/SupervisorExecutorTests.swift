@@ -82,7 +82,8 @@ struct SupervisorExecutorTests {
         time.sleep(30)
         """, in: dir, listener: nil, notify: notify, log: log)
         let started = ContinuousClock.now
-        #expect(await worker.waitReady(notify: true, timeout: .seconds(5), settle: .seconds(1)) == .ready)
+        let readiness = await worker.waitReady(notify: true, timeout: .seconds(30), settle: .seconds(1))
+        #expect(readiness == .ready, "\(readiness): \((try? String(contentsOfFile: log.path, encoding: .utf8)) ?? "")")
         #expect(ContinuousClock.now - started >= .milliseconds(250))
         #expect(worker.snapshot.status == "warming up")
         await worker.stop(signal: SIGTERM, timeout: .seconds(5), log: log)

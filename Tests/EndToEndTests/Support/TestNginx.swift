@@ -91,11 +91,17 @@ final class TestNginx {
         return workerPIDs()
     }
 
+    /// SIGTERM (nginx's fast shutdown stops its workers too), SIGKILL after 5 s. Reaped with
+    /// waitpid here: Foundation's Process does not always notice a child's exit in the test runner.
     func stop() {
-        guard let pid = masterPID ?? master?.processIdentifier else { return }
-        for worker in workerPIDs() { kill(worker, SIGKILL) }
-        kill(pid, SIGKILL)
-        master?.waitUntilExit()
+        guard let pid = master?.processIdentifier ?? masterPID else { return }
+        let workers = workerPIDs()
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 && Date() < deadline { usleep(20_000) }
+        if WorkerApp.isRunning(pid) { kill(pid, SIGKILL); _ = waitpid(pid, &status, 0) }
+        for worker in workers where WorkerApp.isRunning(worker) { kill(worker, SIGKILL) }
         master = nil
         unlink(prefix + "/nginx.pid")
     }

@@ -115,6 +115,10 @@ final class WorkerApp {
         guard up else {
             throw FixtureError("the app did not come up: \(agentLog)\n\(workerLog)")
         }
+        // With nginx: the pass ends by writing the server block and reloading nginx.
+        if let nginx, !f.waitUntil(seconds: 30, { (try? nginx.get("/").status) == 200 && nginx.settledWorkers().count == 1 }) {
+            throw FixtureError("nginx does not serve the app: \(agentLog)")
+        }
     }
 
     /// SIGTERM, as systemd stops it; SIGKILL after 20 s. Returns whether it exited on SIGTERM.

@@ -22,8 +22,15 @@ struct SupervisorExecutorTests {
 
     @Test func aWorkerGetsTheListenerAsFD3AndLISTEN_PIDIsItsOwnPid() async throws {
         let dir = TempDir()
-        let port = Int.random(in: 20_000...60_000)
-        let listener = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: port), appDirectory: dir.path, group: nil)
+        // A free port: a few random tries (another test may hold one).
+        var bound: (port: Int, socket: ListeningSocket)?
+        for _ in 0..<20 where bound == nil {
+            let port = Int.random(in: 20_000...60_000)
+            if let socket = try? ListeningSocket.bind(.tcp(host: "127.0.0.1", port: port), appDirectory: dir.path, group: nil) {
+                bound = (port, socket)
+            }
+        }
+        let (port, listener) = try #require(bound)
         defer { listener.close() }
         let log = WorkerLog(path: dir.path + "/workers.log")
         let worker = try startWorker("""

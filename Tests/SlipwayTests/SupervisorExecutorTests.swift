@@ -86,17 +86,19 @@ struct SupervisorExecutorTests {
         time.sleep(0.3)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.sendto(b"STATUS=warming up\\nREADY=1", os.environ["NOTIFY_SOCKET"])
-        time.sleep(30)
+        time.sleep(600)  # outlives any starvation of this test's task; stopped below
         """, in: dir, listener: nil, notify: notify, log: log)
         let started = ContinuousClock.now
-        let readiness = await worker.waitReady(notify: true, timeout: .seconds(30), settle: .seconds(1))
+        // The end-to-end tests beside this one can starve this task for tens of seconds (see
+        // ChildProcessTests); the READY=1 is recorded by the watcher thread meanwhile.
+        let readiness = await worker.waitReady(notify: true, timeout: .seconds(120), settle: .seconds(1))
         #expect(readiness == .ready, "\(readiness): \((try? String(contentsOfFile: log.path, encoding: .utf8)) ?? "")")
         #expect(ContinuousClock.now - started >= .milliseconds(250))
         #expect(worker.snapshot.status == "warming up")
         await worker.stop(signal: SIGTERM, timeout: .seconds(5), log: log)
 
         // No READY=1 in time: timed out. Exited first: says how.
-        let silent = try startWorker("import time; time.sleep(30)", in: dir, listener: nil,
+        let silent = try startWorker("import time; time.sleep(600)", in: dir, listener: nil,
                                      notify: try NotifySocket(path: dir.path + "/m.sock", owner: nil), log: log)
         #expect(await silent.waitReady(notify: true, timeout: .milliseconds(300), settle: .seconds(1)) == .timedOut)
         await silent.stop(signal: SIGTERM, timeout: .seconds(5), log: log)

@@ -7,7 +7,7 @@ import SlipwayCore
 /// its workers. A deploy's own reload and verify stages run inside `Deployment`; here the same
 /// reload is a no-op afterwards.
 extension Reconciler {
-    func superviseWorkers(_ app: AppName, desired: DesiredApp, action: AppAction, supervisor: Supervisor,
+    func superviseWorkers(_ app: AppName, desired: DesiredApp, supervisor: Supervisor,
                           status: inout AppStatus, memory: inout AppMemory, logger: Logger) async {
         let resolved: ResolvedApp
         switch desired {

@@ -332,7 +332,7 @@ public final class Reconciler: @unchecked Sendable {
             status.message = reason
         }
         if let supervisor = runtime?.supervisor {
-            await superviseWorkers(app, desired: desired, action: plan.action, supervisor: supervisor, status: &status,
+            await superviseWorkers(app, desired: desired, supervisor: supervisor, status: &status,
                                    memory: &memory, logger: logger)
         }
         status.memory = memory

@@ -113,9 +113,9 @@ struct SupervisorExecutorTests {
         let worker = try startWorker("""
         import os, signal, subprocess, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        child = subprocess.Popen(["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+        child = subprocess.Popen(["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
         print("child", child.pid, flush=True)
-        time.sleep(60)
+        time.sleep(600)
         """, in: dir, listener: nil, log: log)
         var child: pid_t?
         for _ in 0..<300 where child == nil {

@@ -95,6 +95,11 @@ struct Deployment {
             try await timed(.switch) {
                 try writeRecord(into: stagingDir + "/release", id: id, timings: timings)
                 try store.publish(stagingDir + "/release", as: id)
+                // Served frontends: the new release's files join the archive before it goes live,
+                // so a page loaded from it still finds its assets if the release is switched back.
+                if config?.nginx != nil, app.manifest.frontend?.serve != nil {
+                    try? FrontendArchive(layout: store.layout).refresh(releases: store.releaseIDs())
+                }
                 try store.switchCurrent(to: id)
             }
             try? FileOps.removeTree(stagingDir)

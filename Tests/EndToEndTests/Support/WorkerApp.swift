@@ -86,7 +86,7 @@ final class WorkerApp {
           listen: 127.0.0.1:\(port)
           ready:
             notify: true
-            timeout: 10s
+            timeout: 30s
           health:
             path: /api/health
           stop:

@@ -94,6 +94,11 @@ struct ChildProcess: Sendable {
     }
 
     private func reap() -> Termination? {
+        Self.reap(pid)
+    }
+
+    /// A non-blocking waitpid: how `pid` ended, or nil while it runs.
+    static func reap(_ pid: pid_t) -> Termination? {
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
         guard result == pid else { return result < 0 && errno == ECHILD ? .exited(-1) : nil }

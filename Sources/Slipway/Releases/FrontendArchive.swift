@@ -26,14 +26,7 @@ struct FrontendArchive {
             try linkTree(from: layout.release(id) + "/frontend", to: building)
         }
         try FileOps.writeAtomically(Array(list.utf8), to: building + "/" + Self.marker)
-        let temp = layout.root + "/.archive.tmp-\(getpid())"
-        unlink(temp)
-        guard symlink(".slipway/archive/" + name, temp) == 0 else { throw SystemError("linking the frontend archive", path: temp) }
-        guard rename(temp, layout.frontendArchive) == 0 else {
-            let code = errno
-            unlink(temp)
-            throw SystemError("switching the frontend archive", path: layout.frontendArchive, code: code)
-        }
+        try FileOps.replaceSymlink(at: layout.frontendArchive, pointingTo: ".slipway/archive/" + name)
         // Older trees: nginx resolves the symlink per request, so nothing points at them any more.
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: layout.archives)) ?? [] where entry != name {
             try? FileOps.removeTree(layout.archives + "/" + entry)

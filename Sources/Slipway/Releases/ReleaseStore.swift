@@ -76,15 +76,7 @@ public struct ReleaseStore: Sendable {
     /// Points `current` at `id`: a symlink under a temp name, then rename(2) over `current`.
     public func switchCurrent(to id: ReleaseID) throws {
         guard FileOps.isDirectory(layout.release(id)) else { throw SystemError("switching to missing release", path: layout.release(id), code: ENOENT) }
-        let temp = layout.root + "/.current.tmp-\(getpid())"
-        unlink(temp)
-        guard symlink("releases/" + id.description, temp) == 0 else { throw SystemError("creating link", path: temp) }
-        guard rename(temp, layout.current) == 0 else {
-            let code = errno
-            unlink(temp)
-            throw SystemError("switching current", path: layout.current, code: code)
-        }
-        FileOps.syncDirectory(layout.root)
+        try FileOps.replaceSymlink(at: layout.current, pointingTo: "releases/" + id.description)
     }
 
     /// Removes `current` (a first release whose workers failed: nothing older to go back to).

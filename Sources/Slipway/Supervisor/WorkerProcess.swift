@@ -188,7 +188,7 @@ final class WorkerProcess: Sendable {
                     }
                 }
             }
-            if !exited, let termination = reap() {
+            if !exited, let termination = ChildProcess.reap(pid) {
                 exited = true
                 // Anything the worker left running in its group goes with it.
                 signalGroup(SIGKILL)
@@ -201,13 +201,5 @@ final class WorkerProcess: Sendable {
         for stream in streams where stream.fd >= 0 { close(stream.fd) }
         if pidfd >= 0 { close(pidfd) }
         notify?.close()
-    }
-
-    private func reap() -> ChildProcess.Termination? {
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        guard result == pid else { return result < 0 && errno == ECHILD ? .exited(-1) : nil }
-        if status & 0x7f == 0 { return .exited((status >> 8) & 0xff) }
-        return .signalled(status & 0x7f)
     }
 }

@@ -73,6 +73,21 @@ enum FileOps {
         }
     }
 
+    /// Points the symlink at `path` to `target` in one step: a link under a temp name beside it,
+    /// then rename(2) over it, so a reader sees the old target or the new one, never neither.
+    static func replaceSymlink(at path: String, pointingTo target: String) throws {
+        let directory = String(path[..<path.lastIndex(of: "/")!])
+        let temp = directory + "/." + String(path[path.index(after: path.lastIndex(of: "/")!)...]) + ".tmp-\(getpid())"
+        unlink(temp)
+        guard symlink(target, temp) == 0 else { throw SystemError("creating link", path: temp) }
+        guard rename(temp, path) == 0 else {
+            let code = errno
+            unlink(temp)
+            throw SystemError("switching link", path: path, code: code)
+        }
+        syncDirectory(directory)
+    }
+
     /// Writes a file atomically: a temp file beside it, fsync, then rename(2) over the old one.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
         let temp = path + ".tmp-\(getpid())"

@@ -11,7 +11,8 @@ struct AgentCommand: AsyncParsableCommand {
         abstract: "Run the deploy agent for this host.",
         discussion: """
         Each pass fetches the manifests branch, and for every app this host runs whose declared \
-        state differs from its current release: fetch, build, switch, prune. Runs until SIGTERM \
+        state differs from its current release: fetch, build, expand, switch, reload, verify, \
+        contract, prune (each stage runs when the manifest asks for it). Runs until SIGTERM \
         or SIGINT (a build in progress is stopped and its staging removed; 'current' is untouched). \
         SIGHUP starts a pass now. Only one agent may use a state directory.
         """

@@ -109,6 +109,12 @@ struct RollbackCommand: AsyncParsableCommand {
         discussion: """
         The pin holds until the app's desired state changes (a manifest edit or a new source \
         commit); 'slipway status' shows it and why. 'slipway releases APP' lists the ids.
+
+        A release older than the last one whose migrate.contract step ran is refused: the \
+        contract may have dropped a column or table that the older code still reads, and \
+        switching to it would trade a bad release for errors on every request. Deploy a fix \
+        forward instead, or pass --force when you know the older release works with today's \
+        schema. Rollbacks never run expand or contract.
         """
     )
 
@@ -118,6 +124,9 @@ struct RollbackCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The release id to go to (default: the previous good release).", valueName: "id"))
     var to: String?
 
+    @Flag(help: "Go back past a release whose migrate.contract step ran (the schema may no longer fit the older code).")
+    var force = false
+
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
@@ -125,7 +134,7 @@ struct RollbackCommand: AsyncParsableCommand {
             let config = try options.load()
             guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
             let asked = UTCTime.now
-            try await OperatorChannel.submit(.init(app: name, kind: .rollback, argument: to), config: config, timeout: .seconds(60)) { reconciler in
+            try await OperatorChannel.submit(.init(app: name, kind: .rollback, argument: to, force: force), config: config, timeout: .seconds(60)) { reconciler in
                 reconciler.applyPendingRequests()
             }
             guard let status = OperatorChannel.appStatus(name, config: config) else { throw CLIError("no app named \(name) is known here") }

@@ -128,7 +128,7 @@ import Testing
     }
 
     @Test func stagesAreOneOrderedList() {
-        #expect(Stage.deploy.map(\.rawValue) == ["fetch", "build", "switch", "reload", "verify", "prune"])
+        #expect(Stage.deploy.map(\.rawValue) == ["fetch", "build", "expand", "switch", "reload", "verify", "contract", "prune"])
         #expect(Stage.rollback == [.switch, .reload, .verify])
     }
 }

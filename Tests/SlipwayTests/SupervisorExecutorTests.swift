@@ -166,11 +166,11 @@ struct SupervisorExecutorTests {
         try FileOps.writeAtomically(Array("A=1\n".utf8), to: dir.path + "/env/app.env")
         try FileOps.writeAtomically(Array("SECRET=x\n".utf8), to: dir.path + "/outside.env")
         symlink(dir.path + "/outside.env", dir.path + "/env/link.env")
-        #expect(try WorkerTarget.readEnvFile(dir.path + "/env/app.env", envDir: dir.path + "/env") == [.init(name: "A", value: "1")])
-        #expect(throws: WorkerTarget.Problem.self) { try WorkerTarget.readEnvFile(dir.path + "/outside.env", envDir: dir.path + "/env") }
-        #expect(throws: WorkerTarget.Problem.self) { try WorkerTarget.readEnvFile(dir.path + "/env/link.env", envDir: dir.path + "/env") }
-        #expect(throws: WorkerTarget.Problem.self) { try WorkerTarget.readEnvFile(dir.path + "/env/../outside.env", envDir: dir.path + "/env") }
-        #expect(throws: WorkerTarget.Problem.self) { try WorkerTarget.readEnvFile(dir.path + "/env/missing.env", envDir: dir.path + "/env") }
+        #expect(try AppEnvironment.readEnvFile(dir.path + "/env/app.env", envDir: dir.path + "/env") == [.init(name: "A", value: "1")])
+        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/outside.env", envDir: dir.path + "/env") }
+        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/env/link.env", envDir: dir.path + "/env") }
+        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/env/../outside.env", envDir: dir.path + "/env") }
+        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/env/missing.env", envDir: dir.path + "/env") }
     }
 
     @Test func procReportsStartTimesAndGroupMemory() {

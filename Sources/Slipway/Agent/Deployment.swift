@@ -3,10 +3,11 @@ import Logging
 import SlipwayCore
 
 /// One deploy of one app, as the named stages of `Stage.deploy`: fetch (export the source
-/// commit into staging), build (run the build steps and lay out the release), switch (publish
-/// and point `current` at it), reload (roll the workers onto it), verify (health), prune.
-/// Anything that fails before the switch leaves `current` exactly as it was; a failed reload
-/// or verify switches `current` back and leaves the old workers serving.
+/// commit into staging), build (run the build steps and lay out the release), expand (publish
+/// it and run `migrate.expand`), switch (point `current` at it), reload (roll the workers onto
+/// it), verify (health), contract (`migrate.contract`), prune. Anything that fails before the
+/// switch leaves `current` exactly as it was; a failed reload or verify switches `current` back
+/// and leaves the old workers serving; a failed contract leaves the new release live.
 struct Deployment {
     let app: ResolvedApp
     let store: ReleaseStore
@@ -87,14 +88,27 @@ struct Deployment {
                 try await build(in: source, id: id, staging: stagingDir, logPath: logPath)
                 try assemble(staging: stagingDir)
             }
-            if let newer = supersededBy() {
-                throw StageFailure(stage: .switch, message: "superseded by manifests commit \(newer.prefix(12)) before the switch; the next pass deploys it")
-            }
+            try checkSuperseded()
             let workers = try workerTarget(id)
             let previous = store.current()
+            let migrate = app.manifest.migrate
+            let role = app.migrationRole
+            if let migrate, role.gatesSwitch(migrate) {
+                try await timed(.expand) {
+                    // Published first, so the step runs in the release's own directory; `pending`
+                    // until it passes, so nothing switches to it before its schema exists.
+                    try writeRecord(into: stagingDir + "/release", id: id, timings: timings, result: .pending)
+                    try store.publish(stagingDir + "/release", as: id)
+                    try await expand(migrate, role: role, id: id, logPath: logPath)
+                    try store.markExpanded(id)
+                }
+                try checkSuperseded()
+            }
             try await timed(.switch) {
-                try writeRecord(into: stagingDir + "/release", id: id, timings: timings)
-                try store.publish(stagingDir + "/release", as: id)
+                if !store.releaseIDs().contains(id) {
+                    try writeRecord(into: stagingDir + "/release", id: id, timings: timings, result: .succeeded)
+                    try store.publish(stagingDir + "/release", as: id)
+                }
                 // Served frontends: the new release's files join the archive before it goes live,
                 // so a page loaded from it still finds its assets if the release is switched back.
                 if config?.nginx != nil, app.manifest.frontend?.serve != nil {
@@ -117,11 +131,27 @@ struct Deployment {
                     }
                 }
             }
+            // The new release serves and is healthy: the old schema can go. A failure leaves the
+            // release live (it works with the expanded schema by design); the next pass retries.
+            var contractFailure: String?
+            if let migrate, role.contracts(migrate) {
+                do {
+                    try await timed(.contract) {
+                        try await contract(migrate, id: id, logPath: logPath)
+                    }
+                } catch let failure as StageFailure where !Task.isCancelled {
+                    contractFailure = failure.message
+                }
+            } else if migrate?.contract != nil {
+                // Another host contracts once its own verify passed: from here on this host treats
+                // the release as the boundary a rollback does not cross without --force.
+                try? store.markContracted(id)
+            }
             try await timed(.prune) {
                 try await prune()
             }
-            return DeployOutcome(release: id, sha: app.sourceSHA, result: .succeeded, failedStage: nil, error: nil,
-                                 logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
+            return DeployOutcome(release: id, sha: app.sourceSHA, result: .succeeded, failedStage: contractFailure.map { _ in .contract },
+                                 error: contractFailure, logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
         } catch {
             if let staging { try? FileOps.removeTree(staging) }
             let failure = error as? StageFailure ?? StageFailure(stage: .fetch, message: "\(error)")
@@ -129,6 +159,48 @@ struct Deployment {
             return DeployOutcome(release: published ? id : nil, sha: app.sourceSHA, result: .failed, failedStage: failure.stage,
                                  error: failure.message, logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
         }
+    }
+
+    private func checkSuperseded() throws {
+        if let newer = supersededBy() {
+            throw StageFailure(stage: .switch, message: "superseded by manifests commit \(newer.prefix(12)) before the switch; the next pass deploys it")
+        }
+    }
+
+    /// The expand stage after publishing: run `migrate.expand` here, or wait for another host's
+    /// (`migrate.check`). A failure marks the release failed; `current` and the workers are untouched.
+    private func expand(_ migrate: Migrate, role: MigrationRole, id: ReleaseID, logPath: String) async throws {
+        do {
+            let runner = try migrationRunner(migrate, id: id, logPath: logPath)
+            if role == .waits {
+                let waited = try await runner.waitForCheck()
+                logger.info("schema ready after waiting \(DurationText.format(waited)) for another host's expand", metadata: ["stage": "expand"])
+            } else {
+                try await runner.run(.expand)
+            }
+        } catch {
+            let message = "\(error)"
+            // A step cut short by the agent's shutdown says nothing about the release: it stays
+            // pending (never switched to) and the next start deploys anew.
+            if !Task.isCancelled { try? store.markFailed(id, stage: .expand, reason: message) }
+            throw StageFailure(stage: .expand, message: message + "; current and the workers are untouched", logPath: logPath)
+        }
+    }
+
+    /// The contract stage: `migrate.contract`, then the release is marked contracted.
+    private func contract(_ migrate: Migrate, id: ReleaseID, logPath: String) async throws {
+        do {
+            try await migrationRunner(migrate, id: id, logPath: logPath).run(.contract)
+            try store.markContracted(id)
+        } catch {
+            throw StageFailure(stage: .contract, message: "\(error)", logPath: logPath)
+        }
+    }
+
+    private func migrationRunner(_ migrate: Migrate, id: ReleaseID, logPath: String) throws -> MigrationRunner {
+        guard let config else { throw MigrationRunner.Failure(description: "migrations need the agent's configuration") }
+        let environment = try AppEnvironment.make(manifest: app.manifest, release: id, sha: app.sourceSHA, config: config)
+        return MigrationRunner(migrate: migrate, directory: store.layout.release(id) + "/backend", environment: environment, logPath: logPath)
     }
 
     /// The workers this release should get; a problem here (a missing account, a bad env_file)
@@ -212,12 +284,12 @@ struct Deployment {
     }
 
     /// `release.json`, written last, just before the release is published.
-    private func writeRecord(into release: String, id: ReleaseID, timings: [ReleaseRecord.StageTiming]) throws {
+    private func writeRecord(into release: String, id: ReleaseID, timings: [ReleaseRecord.StageTiming], result: ReleaseRecord.Result) throws {
         let record = ReleaseRecord(
             app: app.manifest.app, id: id,
             source: .init(repo: app.manifest.source.repo, ref: app.manifest.source.ref.description, sha: app.sourceSHA),
             manifest: .init(commit: manifestsCommit, path: app.manifestPath),
-            fingerprint: app.spec.fingerprint, createdAt: .now, stages: timings, result: .succeeded)
+            fingerprint: app.spec.fingerprint, createdAt: .now, stages: timings, result: result)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try FileOps.writeAtomically(Array(try encoder.encode(record)), to: release + "/" + ReleaseStore.recordName)

@@ -14,11 +14,14 @@ public struct OperatorRequests: Sendable {
         public var kind: Kind
         /// For a rollback, the release to go to; nil for the previous good one.
         public var argument: String?
+        /// For a rollback: go back past a contract step (`slipway rollback --force`).
+        public var force: Bool
 
-        public init(app: AppName, kind: Kind, argument: String?) {
+        public init(app: AppName, kind: Kind, argument: String?, force: Bool = false) {
             self.app = app
             self.kind = kind
             self.argument = argument
+            self.force = force
         }
     }
 
@@ -30,7 +33,9 @@ public struct OperatorRequests: Sendable {
 
     public func submit(_ request: Request) throws {
         try FileOps.makeDirectories(directory, mode: 0o750)
-        try FileOps.writeAtomically(Array((request.argument ?? "").utf8), to: path(request.app, request.kind))
+        // Line 1: the argument (may be empty); a later line "force" sets the flag.
+        let text = (request.argument ?? "") + (request.force ? "\nforce" : "")
+        try FileOps.writeAtomically(Array(text.utf8), to: path(request.app, request.kind))
     }
 
     public func pending() -> [Request] {
@@ -39,7 +44,9 @@ public struct OperatorRequests: Sendable {
             let parts = name.split(separator: ".")
             guard parts.count == 2, let app = AppName(String(parts[0])), let kind = Kind(rawValue: String(parts[1])) else { return nil }
             let text = FileOps.readFile(directory + "/" + name).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            return Request(app: app, kind: kind, argument: text.isEmpty ? nil : text)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let argument = lines.first ?? ""
+            return Request(app: app, kind: kind, argument: argument.isEmpty ? nil : argument, force: lines.dropFirst().contains("force"))
         }
     }
 

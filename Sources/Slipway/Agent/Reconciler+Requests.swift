@@ -17,7 +17,7 @@ extension Reconciler {
                 status.memory.retryRequested = true
                 logger.info("operator asked for a deploy", metadata: ["app": "\(request.app)"])
             case .rollback:
-                status = rollback(request.app, to: request.argument, status: status)
+                status = rollback(request.app, to: request.argument, force: request.force, status: status)
             case .reload:
                 status.memory.reloadRequested = true
                 logger.info("operator asked for a rolling reload", metadata: ["app": "\(request.app)"])
@@ -28,13 +28,13 @@ extension Reconciler {
         pending.forEach(requests.done)
     }
 
-    func rollback(_ app: AppName, to requested: String?, status: AppStatus) -> AppStatus {
+    func rollback(_ app: AppName, to requested: String?, force: Bool = false, status: AppStatus) -> AppStatus {
         var status = status
         var appLogger = logger
         appLogger[metadataKey: "app"] = "\(app)"
         let store = ReleaseStore(layout: layout(app))
         let observed = store.observe(memory: status.memory)
-        switch RollbackTarget.choose(observed, requested: requested) {
+        switch RollbackTarget.choose(observed, requested: requested, force: force) {
         case .failure(let problem):
             status.message = "rollback refused: \(problem)"
             status.lastRequest = status.message
@@ -43,6 +43,9 @@ extension Reconciler {
             do {
                 try store.switchCurrent(to: target)
                 let from = observed.current.map(\.description) ?? "nothing"
+                if let contracted = observed.lastContracted, target < contracted {
+                    appLogger.warning("rolling back past the contract step of \(contracted) (--force): \(target) may not work with the schema")
+                }
                 status.memory.pin = .init(release: target, reason: "rolled back from \(from) by an operator at \(UTCTime.now.iso8601)",
                                           desiredFingerprint: status.desiredFingerprint, at: .now)
                 status.condition = .pinned

@@ -209,7 +209,8 @@ public final class Reconciler: @unchecked Sendable {
                 }
                 if let problem = gate.sourceProblem(sha: sha, repo: repo, signers: signers) { return .untrusted(problem) }
             }
-            return .resolved(ResolvedApp(manifest: entry.manifest, manifestPath: entry.path, sourceSHA: sha))
+            return .resolved(ResolvedApp(manifest: entry.manifest, manifestPath: entry.path, sourceSHA: sha,
+                                         migrationRole: entry.manifest.migrate?.role(on: config.host) ?? .none))
         case .failure(let problem):
             return .unresolved(problem.description)
         }
@@ -242,10 +243,15 @@ public final class Reconciler: @unchecked Sendable {
         }
         if plan.consumesRetry { memory.retryRequested = false }
 
+        var pendingContract: ReleaseID?
         switch plan.action {
         case .upToDate:
             status.condition = .converged
             await prune(store, desired: desired, logger: logger)
+        case .contract(let id):
+            // Run once the workers are known healthy (below).
+            status.condition = .converged
+            pendingContract = id
         case .keepPinned(let id, let move, let learned):
             if move {
                 do {
@@ -302,6 +308,11 @@ public final class Reconciler: @unchecked Sendable {
                 status.condition = .interrupted
                 status.message = "the deploy was stopped at \(outcome.failedStage ?? .build) by the agent's shutdown; the next pass starts it again"
                 logger.warning("deploy interrupted by shutdown; current stays \(store.current().map(\.description) ?? "unset")")
+            } else if outcome.result == .succeeded, outcome.failedStage == .contract {
+                memory.failure = nil
+                status.condition = .degraded
+                status.message = Self.contractFailed(outcome.error ?? "unknown error", release: outcome.release)
+                logger.error("deployed \(outcome.release.map(\.description) ?? ""), but its contract step failed; retried on the next pass")
             } else if outcome.result == .succeeded {
                 memory.failure = nil
                 status.condition = .converged
@@ -334,6 +345,9 @@ public final class Reconciler: @unchecked Sendable {
         if let supervisor = runtime?.supervisor {
             await superviseWorkers(app, desired: desired, supervisor: supervisor, status: &status,
                                    memory: &memory, logger: logger)
+        }
+        if let pendingContract, case .resolved(let resolved) = desired, status.condition == .converged {
+            await contract(resolved, release: pendingContract, status: &status, logger: logger)
         }
         status.memory = memory
         return status

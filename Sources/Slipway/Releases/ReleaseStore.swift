@@ -35,7 +35,8 @@ public struct ReleaseStore: Sendable {
     public func observe(memory: AppMemory) -> ObservedApp {
         let releases = releaseIDs().map { id -> ObservedRelease in
             let record = record(id)
-            return ObservedRelease(id: id, fingerprint: record?.fingerprint, succeeded: record?.result == .succeeded)
+            return ObservedRelease(id: id, fingerprint: record?.fingerprint, succeeded: record?.result == .succeeded,
+                                   contracted: record?.contractedAt != nil)
         }
         return ObservedApp(releases: releases, current: current(), memory: memory)
     }
@@ -85,12 +86,31 @@ public struct ReleaseStore: Sendable {
         FileOps.syncDirectory(layout.root)
     }
 
-    /// Records in `release.json` that this release failed after it was published (its workers
-    /// did not come up), so it is never switched to again for the same desired state.
+    /// Records in `release.json` that this release failed after it was published (its expand
+    /// or its workers did not come up), so it is never switched to again for the same desired state.
     func markFailed(_ id: ReleaseID, stage: Stage, reason: String) throws {
+        try updateRecord(id) { record in
+            record.result = .failed
+            record.failure = "\(stage) failed: \(reason)"
+        }
+    }
+
+    /// Records that the release's expand finished here: from now on it may be switched to.
+    func markExpanded(_ id: ReleaseID) throws {
+        try updateRecord(id) { record in
+            record.result = .succeeded
+            record.expandedAt = .now
+        }
+    }
+
+    /// Records that the release's contract step ran: the boundary a rollback does not cross.
+    func markContracted(_ id: ReleaseID) throws {
+        try updateRecord(id) { $0.contractedAt = .now }
+    }
+
+    private func updateRecord(_ id: ReleaseID, _ change: (inout ReleaseRecord) -> Void) throws {
         guard var record = record(id) else { return }
-        record.result = .failed
-        record.failure = "\(stage) failed: \(reason)"
+        change(&record)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let path = layout.release(id) + "/" + Self.recordName

@@ -30,15 +30,20 @@ public final class AgentMetrics: @unchecked Sendable {
         registry.makeCounter(descriptor: Self.name("deploys", unit: "total", help: "Deploys by app and result."),
                              labels: [("app", app.value), ("result", outcome.result.rawValue)]).increment()
         for timing in outcome.stages {
-            registry.makeDurationHistogram(descriptor: Self.name("stage_duration", unit: "seconds", help: "How long each deploy stage took."),
-                                           labels: [("stage", timing.stage.rawValue)], buckets: Self.buckets)
-                .record(.milliseconds(timing.milliseconds))
+            stageFinished(timing.stage, milliseconds: timing.milliseconds)
         }
         if outcome.result == .succeeded {
             registry.makeGauge(descriptor: Self.name("last_success_timestamp", unit: "seconds", help: "When the app's last deploy succeeded (Unix time)."),
                                labels: [("app", app.value)])
                 .set(to: Double(outcome.finishedAt.millisecondsSinceEpoch) / 1000)
         }
+    }
+
+    /// A stage that finished, in a deploy or alone (a contract step retried on a later pass).
+    func stageFinished(_ stage: Stage, milliseconds: Int64) {
+        registry.makeDurationHistogram(descriptor: Self.name("stage_duration", unit: "seconds", help: "How long each deploy stage took."),
+                                       labels: [("stage", stage.rawValue)], buckets: Self.buckets)
+            .record(.milliseconds(milliseconds))
     }
 
     /// Sets (or clears, with nil) the refused manifests commit; counts each new refusal.

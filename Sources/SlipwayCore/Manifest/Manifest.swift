@@ -12,6 +12,8 @@ public struct Manifest: Sendable, Equatable {
     public var buildTimeout: Duration
     public var frontend: Frontend?
     public var backend: Backend?
+    /// Schema changes as deploy stages (expand before the switch, contract after verify).
+    public var migrate: Migrate?
 
     public static let defaultKeep = 5
     public static let defaultBuildTimeout = Duration.seconds(15 * 60)
@@ -60,7 +62,7 @@ public struct Manifest: Sendable, Equatable {
 
     public init(app: AppName, source: Source, hosts: [String]? = nil, keep: Int = Manifest.defaultKeep,
                 shared: [RelativePath] = [], env: [EnvVar] = [], buildTimeout: Duration = Manifest.defaultBuildTimeout,
-                frontend: Frontend? = nil, backend: Backend? = nil) {
+                frontend: Frontend? = nil, backend: Backend? = nil, migrate: Migrate? = nil) {
         self.app = app
         self.source = source
         self.hosts = hosts
@@ -70,6 +72,7 @@ public struct Manifest: Sendable, Equatable {
         self.buildTimeout = buildTimeout
         self.frontend = frontend
         self.backend = backend
+        self.migrate = migrate
     }
 
     /// Whether `host` should run this app.

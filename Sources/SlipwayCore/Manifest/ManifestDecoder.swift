@@ -1,6 +1,6 @@
 /// Turns a manifest file's text into a validated `Manifest`, or into every diagnostic it earns.
 public enum ManifestDecoder {
-    static let topLevelKeys = ["app", "source", "hosts", "releases", "shared", "env", "build_timeout", "frontend", "backend"]
+    static let topLevelKeys = ["app", "source", "hosts", "releases", "shared", "env", "build_timeout", "frontend", "backend", "migrate"]
 
     public static func decode(_ text: String, file: String) -> Result<Manifest, Diagnostics> {
         let root: YAMLNode
@@ -71,6 +71,11 @@ public enum ManifestDecoder {
         }
 
         let backend = top["backend"].flatMap { BackendDecoder.decode($0, reader) }
+        let migrate = top["migrate"].flatMap { MigrateDecoder.decode($0, reader) }
+        if let node = top["migrate"], top["backend"] == nil {
+            reader.report("migrate steps run in the backend's directory, but the manifest has no 'backend'", at: node.mark,
+                          hint: "add a 'backend' section (its 'dir' holds the migration scripts) or remove 'migrate'")
+        }
 
         if let frontend, let backend, !backend.dir.isRoot, frontend.output == backend.dir {
             reader.report("frontend.output and backend.dir are the same directory '\(backend.dir)'", at: root.mark,
@@ -93,7 +98,7 @@ public enum ManifestDecoder {
 
         guard let app, let source else { return nil }
         return Manifest(app: app, source: source, hosts: hosts, keep: keep, shared: shared, env: env,
-                        buildTimeout: buildTimeout, frontend: frontend, backend: backend)
+                        buildTimeout: buildTimeout, frontend: frontend, backend: backend, migrate: migrate)
     }
 
     static func decodeSource(_ node: YAMLNode, _ reader: FieldReader) -> Manifest.Source? {

@@ -18,11 +18,14 @@ public struct ResolvedApp: Sendable, Equatable {
     public var manifest: Manifest
     public var manifestPath: String
     public var sourceSHA: String
+    /// This host's part in the app's migrations (from `migrate.hosts` and the agent's `host`).
+    public var migrationRole: MigrationRole
 
-    public init(manifest: Manifest, manifestPath: String, sourceSHA: String) {
+    public init(manifest: Manifest, manifestPath: String, sourceSHA: String, migrationRole: MigrationRole = .none) {
         self.manifest = manifest
         self.manifestPath = manifestPath
         self.sourceSHA = sourceSHA
+        self.migrationRole = migrationRole
     }
 
     public var spec: ReleaseSpec { ReleaseSpec(manifest: manifest, sourceSHA: sourceSHA) }
@@ -34,11 +37,14 @@ public struct ObservedRelease: Sendable, Equatable {
     /// Nil when its record is missing or unreadable: such a release is never reused.
     public var fingerprint: String?
     public var succeeded: Bool
+    /// Its contract step ran (see `ReleaseRecord.contractedAt`).
+    public var contracted: Bool
 
-    public init(id: ReleaseID, fingerprint: String?, succeeded: Bool) {
+    public init(id: ReleaseID, fingerprint: String?, succeeded: Bool, contracted: Bool = false) {
         self.id = id
         self.fingerprint = fingerprint
         self.succeeded = succeeded
+        self.contracted = contracted
     }
 }
 
@@ -55,6 +61,9 @@ public struct ObservedApp: Sendable, Equatable {
     }
 
     public func release(_ id: ReleaseID) -> ObservedRelease? { releases.first { $0.id == id } }
+
+    /// The newest release whose contract step ran: older releases may not work with the schema.
+    public var lastContracted: ReleaseID? { releases.filter(\.contracted).map(\.id).max() }
 }
 
 /// What the agent remembers about an app between passes (kept in the state file).

@@ -6,6 +6,9 @@ public enum AppAction: Sendable, Equatable {
     case keepPinned(ReleaseID, switchTo: Bool, learnedFingerprint: String?)
     /// A kept release already realises the desired state: switch to it, no build.
     case switchTo(ReleaseID)
+    /// `current` realises the desired state, but its contract step has not run (it failed on
+    /// an earlier pass): run it once the workers are healthy.
+    case contract(ReleaseID)
     /// Fetch, build and switch to a new release.
     case deploy(ResolvedApp)
     /// This exact desired state failed before: wait for a change or an operator's retry.
@@ -59,10 +62,16 @@ public enum Planner {
             clearsPin = true
         }
 
-        if let current = observed.current, observed.release(current)?.fingerprint == fingerprint {
+        if let current = observed.current, let release = observed.release(current), release.fingerprint == fingerprint {
+            if app.migrationRole.contracts(app.manifest.migrate), !release.contracted {
+                return AppPlan(action: .contract(current), clearsPin: clearsPin, consumesRetry: false)
+            }
             return AppPlan(action: .upToDate, clearsPin: clearsPin, consumesRetry: false)
         }
-        if let existing = observed.releases.filter({ $0.fingerprint == fingerprint && $0.succeeded }).map(\.id).max() {
+        // With a step before the switch, a kept release is not switched to behind its back: the
+        // deploy builds anew so its expand (or check) runs against today's schema.
+        if !app.migrationRole.gatesSwitch(app.manifest.migrate),
+           let existing = observed.releases.filter({ $0.fingerprint == fingerprint && $0.succeeded }).map(\.id).max() {
             return AppPlan(action: .switchTo(existing), clearsPin: clearsPin, consumesRetry: false)
         }
         if let failure = memory.failure, failure.fingerprint == fingerprint, !memory.retryRequested {
@@ -79,6 +88,8 @@ public enum RollbackTarget {
         case noOlderRelease
         case unknown(String)
         case alreadyCurrent(ReleaseID)
+        /// The target is older than a release whose contract step ran.
+        case pastContract(ReleaseID, contracted: ReleaseID)
 
         public var description: String {
             switch self {
@@ -86,19 +97,30 @@ public enum RollbackTarget {
             case .noOlderRelease: return "there is no older good release to roll back to; see 'slipway releases APP'"
             case .unknown(let id): return "no release '\(id)' is kept; see 'slipway releases APP' for the ids"
             case .alreadyCurrent(let id): return "release \(id) is already current"
+            case .pastContract(let id, let contracted):
+                return "release \(id) is older than \(contracted), whose contract step changed the schema (it may have dropped "
+                    + "what \(id) still reads); deploy a fix forward, or add --force if you know \(id) works with today's schema"
             }
         }
     }
 
-    public static func choose(_ observed: ObservedApp, requested: String?) -> Result<ReleaseID, Problem> {
+    /// `force` allows going back past a contract step (see `Problem.pastContract`).
+    public static func choose(_ observed: ObservedApp, requested: String?, force: Bool = false) -> Result<ReleaseID, Problem> {
         guard let current = observed.current else { return .failure(.noCurrent) }
+        let target: ReleaseID
         if let requested {
             guard let id = ReleaseID(requested), let release = observed.release(id), release.succeeded else {
                 return .failure(.unknown(requested))
             }
-            return id == current ? .failure(.alreadyCurrent(id)) : .success(id)
+            guard id != current else { return .failure(.alreadyCurrent(id)) }
+            target = id
+        } else {
+            guard let previous = Retention.previousGood(observed.releases, current: current) else { return .failure(.noOlderRelease) }
+            target = previous
         }
-        guard let previous = Retention.previousGood(observed.releases, current: current) else { return .failure(.noOlderRelease) }
-        return .success(previous)
+        if !force, let contracted = observed.lastContracted, target < contracted {
+            return .failure(.pastContract(target, contracted: contracted))
+        }
+        return .success(target)
     }
 }

@@ -9,6 +9,11 @@ public struct ReleaseSpec: Sendable, Equatable {
     public var backend: Manifest.Backend?
     public var shared: [RelativePath]
     public var env: [Manifest.EnvVar]
+    /// The steps that gate the switch: a release made with another expand (or check) is not
+    /// the same desired state. `contract`, `timeout` and `hosts` are left out: changing them
+    /// needs no new release (a pending contract runs with the manifest's current command).
+    public var expand: String?
+    public var check: String?
 
     public init(manifest: Manifest, sourceSHA: String) {
         self.sourceSHA = sourceSHA
@@ -16,6 +21,8 @@ public struct ReleaseSpec: Sendable, Equatable {
         self.backend = manifest.backend
         self.shared = manifest.shared
         self.env = manifest.env
+        self.expand = manifest.migrate?.expand
+        self.check = manifest.migrate?.check
     }
 
     /// A SHA-256 over a canonical rendering of the spec (hex).
@@ -34,6 +41,9 @@ public struct ReleaseSpec: Sendable, Equatable {
         line("backend.dir", backend?.dir.value)
         for path in shared { line("shared", path.value) }
         for variable in env { line("env.\(variable.name)", variable.value) }
+        // Only when declared, so the fingerprints of releases made before `migrate` existed hold.
+        if let expand { line("migrate.expand", expand) }
+        if let check { line("migrate.check", check) }
         return SHA256.hash(data: Array(canonical.utf8)).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex

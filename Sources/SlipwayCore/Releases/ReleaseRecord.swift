@@ -9,11 +9,18 @@ public struct ReleaseRecord: Sendable, Equatable, Codable {
     public var createdAt: UTCTime
     public var stages: [StageTiming]
     public var result: Result
-    /// Why a published release failed (its workers did not come up); nil when it did not.
+    /// Why a published release failed (its expand or its workers did not come up); nil when it did not.
     public var failure: String?
+    /// When this host finished the release's expand step (or saw `migrate.check` pass).
+    public var expandedAt: UTCTime?
+    /// When the release's contract step finished; from then on, releases older than this one
+    /// may not work with the schema, so a rollback past it needs `--force`.
+    public var contractedAt: UTCTime?
 
     public enum Result: String, Sendable, Codable {
         case succeeded, failed
+        /// Published, but its expand has not finished: never switched to, never reused.
+        case pending
     }
 
     public struct SourceInfo: Sendable, Equatable, Codable {

@@ -1,0 +1,70 @@
+import Foundation
+import SlipwayCore
+
+/// What an app's own code runs with outside its build: the account and the environment its
+/// workers and its migrate steps share (the manifest's env, the env_file over it, then
+/// Slipway's own variables). Builds do not get the env_file: secrets stay out of build logs.
+struct AppEnvironment: Sendable {
+    var account: AppAccount?
+    /// The manifest's env with the env_file merged over it (what a worker generation hashes).
+    var declared: [Manifest.EnvVar]
+    var variables: [String: String]
+
+    struct Problem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func make(manifest: Manifest, release: ReleaseID, sha: String?, config: AgentConfig) throws -> AppEnvironment {
+        let account: AppAccount?
+        do {
+            account = try AppAccount.forApp(declared: manifest.backend?.user, fallback: config.appsUser)
+        } catch {
+            throw Problem(description: "\(error)")
+        }
+        var declared = manifest.env
+        if let path = manifest.backend?.envFile {
+            declared = WorkerGeneration.merge(try readEnvFile(path, envDir: config.envDir), over: declared)
+        }
+        var variables: [String: String] = [
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": account?.home ?? ProcessInfo.processInfo.environment["HOME"] ?? "/",
+            "LANG": "C.UTF-8",
+        ]
+        if let account {
+            variables["USER"] = account.name
+            variables["LOGNAME"] = account.name
+        }
+        for variable in declared { variables[variable.name] = variable.value }
+        variables["SLIPWAY_APP"] = manifest.app.value
+        variables["SLIPWAY_RELEASE"] = release.description
+        if let sha { variables["SLIPWAY_SHA"] = sha }
+        return AppEnvironment(account: account, declared: declared, variables: variables)
+    }
+
+    /// Reads an env_file, which must be a regular file directly or deeper inside `env_dir`,
+    /// reached without following a symlink out of it.
+    static func readEnvFile(_ path: String, envDir: String) throws -> [Manifest.EnvVar] {
+        guard path.hasPrefix(envDir + "/") else {
+            throw Problem(description: "backend.env_file \(path) is outside the agent's env_dir \(envDir); put it there (env_dir is set in agent.yaml)")
+        }
+        guard let real = realpath(path, nil) else {
+            throw Problem(description: "backend.env_file \(path) cannot be read: \(String(cString: strerror(errno)))")
+        }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        let realDir = realpath(envDir, nil).map { pointer in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        } ?? envDir
+        guard resolved.hasPrefix(realDir + "/"), FileOps.lstatMode(resolved) == S_IFREG else {
+            throw Problem(description: "backend.env_file \(path) is not a regular file inside \(envDir)")
+        }
+        guard let bytes = FileOps.readFile(resolved, limit: 1 << 20) else {
+            throw Problem(description: "backend.env_file \(path) cannot be read (or is over 1 MiB)")
+        }
+        switch EnvFile.parse(String(decoding: bytes, as: UTF8.self)) {
+        case .success(let values): return values
+        case .failure(let problem): throw Problem(description: "backend.env_file \(path): \(problem)")
+        }
+    }
+}

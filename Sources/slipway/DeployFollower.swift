@@ -54,7 +54,7 @@ final class DeployFollower: @unchecked Sendable {
             emit("pass started")
         case .stage:
             guard following, let stage = event.stage, let app = event.app else { return }
-            let label = "\(app.padding(toLength: 14, withPad: " ", startingAt: 0)) \(stage.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))"
+            let label = "\(app.padding(toLength: 14, withPad: " ", startingAt: 0)) \(stage.rawValue.padding(toLength: Stage.allCases.map(\.rawValue.count).max() ?? 8, withPad: " ", startingAt: 0))"
             switch event.state {
             case "started":
                 emit("\(label) …" + (event.release.map { " \($0)" } ?? ""))

@@ -6,12 +6,14 @@ import SlipwayCore
 struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs",
-        abstract: "Show an app's worker output (stdout, stderr) and the supervisor's notes.",
+        abstract: "Show an app's worker output (stdout, stderr) and the supervisor's notes, or with --build a release's build log.",
         discussion: """
         Lines read: TIME [wSLOT PID] STREAM: text, where STREAM is out, err, or slipway for the \
         supervisor's own notes (started, ready, stopping, exited, restarts). The file is \
-        STATE_DIR/logs/APP/workers.log, rotated by size into workers.log.1 … .3. Build output is \
-        in the build logs next to it (see 'slipway releases APP').
+        STATE_DIR/logs/APP/workers.log, rotated by size into workers.log.1 … .3. \
+        --build shows the build log instead: the output of the build steps and of the migrate \
+        steps (expand, contract, and a waiting host's checks) of the newest deploy attempt, or of \
+        --release ID (see 'slipway releases APP'); it is STATE_DIR/logs/APP/RELEASE.build.log.
         """
     )
 
@@ -24,12 +26,22 @@ struct LogsCommand: AsyncParsableCommand {
     @Flag(name: [.short, .long], help: "Keep printing new lines as they are written (across rotations).")
     var follow = false
 
+    @Flag(help: "Show a build log (build, expand, contract output) instead of the workers' output.")
+    var build = false
+
+    @Option(help: ArgumentHelp("With --build: the release whose log to show (default: the newest attempt).", valueName: "id"))
+    var release: String?
+
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
             guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            if build || release != nil {
+                try printBuildLog(of: name, stateDir: config.stateDir)
+                return
+            }
             let path = WorkerLogReader.path(stateDir: config.stateDir, app: name)
             let reader = WorkerLogReader(path: path)
             guard reader.exists || follow else {
@@ -46,5 +58,25 @@ struct LogsCommand: AsyncParsableCommand {
                 position = next
             }
         }
+    }
+
+    private func printBuildLog(of app: AppName, stateDir: String) throws {
+        let directory = "\(stateDir)/logs/\(app)"
+        let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .compactMap { $0.hasSuffix(".build.log") ? ReleaseID(String($0.dropLast(".build.log".count))) : nil }
+        let id: ReleaseID
+        if let release {
+            guard let chosen = ReleaseID(release), attempts.contains(chosen) else {
+                throw CLIError("no build log for release '\(release)' of \(app) in \(directory)")
+            }
+            id = chosen
+        } else {
+            guard let newest = attempts.max() else { throw CLIError("no build logs for \(app) in \(directory)") }
+            id = newest
+        }
+        let text = (try? String(contentsOfFile: "\(directory)/\(id).build.log", encoding: .utf8)) ?? ""
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        print("==> \(directory)/\(id).build.log")
+        print(lines.suffix(max(0, n) + 1).joined(separator: "\n"), terminator: text.hasSuffix("\n") ? "" : "\n")
     }
 }

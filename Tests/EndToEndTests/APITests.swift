@@ -288,8 +288,8 @@ struct APITests {
         try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v2, backendBuild: "echo compiling-v2; sleep 1"))
         let ok = try a.f.slipway(["deploy", "demo", "--wait", "--logs"], timeout: 60)
         #expect(ok.status == 0, "\(ok.output)")
-        for expected in ["pass started", "demo           fetch   done", "demo           build   done", "│ compiling-v2",
-                         "demo           switch  done", "demo: deploy succeeded", "pass finished: converged"] {
+        for expected in ["pass started", "demo           fetch    done", "demo           build    done", "│ compiling-v2",
+                         "demo           switch   done", "demo: deploy succeeded", "pass finished: converged"] {
             #expect(ok.stdout.contains(expected), "missing '\(expected)' in:\n\(ok.stdout)")
         }
         #expect(a.f.currentFile("frontend/index.html") == "v2")
@@ -298,7 +298,7 @@ struct APITests {
         try a.f.commitManifest("demo.yaml", a.f.manifest(ref: v3, backendBuild: "exit 9"))
         let failed = try a.f.slipway(["deploy", "demo", "--wait"], timeout: 60)
         #expect(failed.status == 1)
-        #expect(failed.stdout.contains("demo           build   failed"))
+        #expect(failed.stdout.contains("demo           build    failed"))
         #expect(failed.stdout.contains("exited with status 9"))
         #expect(a.f.currentFile("frontend/index.html") == "v2")
 

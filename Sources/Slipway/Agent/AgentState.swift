@@ -24,7 +24,8 @@ public struct AgentState: Sendable, Codable, Equatable {
 public struct AppStatus: Sendable, Codable, Equatable {
     public enum Condition: String, Sendable, Codable {
         case converged, pinned, failed, invalid, unresolved, untrusted, removed, interrupted
-        /// Deployed, but its workers are crash-looping (shown by `status` from the worker table).
+        /// Deployed, but unhealthy: its workers are crash-looping (shown by `status` from the worker
+        /// table), or its contract step failed (retried every pass).
         case degraded
         case notOnThisHost = "not-on-this-host"
     }

@@ -6,7 +6,8 @@ import Testing
 final class WorkerApp {
     let f: Fixture
     let port: Int
-    private(set) var agent = Process()
+    private var agentProcess: AgentProcess?
+    var agent: Process { agentProcess?.process ?? Process() }
     var redis: Process?
     var instances = 2
     /// What `start()` waits on, until it answers 200.
@@ -98,16 +99,7 @@ final class WorkerApp {
 
     /// Starts the agent and waits until the app answers on its port.
     func start() throws {
-        agent = Process()
-        agent.executableURL = URL(fileURLWithPath: Fixture.binary)
-        agent.arguments = ["agent", "--config", f.configPath]
-        let log = f.root + "/agent.log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        agent.standardOutput = FileHandle.nullDevice
-        let handle = FileHandle(forWritingAtPath: log)
-        handle?.seekToEndOfFile()
-        agent.standardError = handle
-        try agent.run()
+        agentProcess = try AgentProcess(config: f.configPath, log: f.root + "/agent.log")
         let up = f.waitUntil(seconds: 60) {
             guard (try? self.get(self.healthPath).status) == 200, let workers = try? self.workers() else { return false }
             return workers.count == self.instances && workers.allSatisfy { $0["state"] as? String == "ready" }
@@ -124,14 +116,7 @@ final class WorkerApp {
     /// SIGTERM, as systemd stops it; SIGKILL after 20 s. Returns whether it exited on SIGTERM.
     @discardableResult
     func stop() -> Bool {
-        guard agent.isRunning else { return true }
-        kill(agent.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(20)
-        while agent.isRunning && Date() < deadline { usleep(20_000) }
-        guard agent.isRunning else { return true }
-        kill(agent.processIdentifier, SIGKILL)
-        agent.waitUntilExit()
-        return false
+        agentProcess?.stop() ?? true
     }
 
     /// A new source commit (VERSION changed) and a pass that deploys it, followed to the end.

@@ -157,6 +157,48 @@ struct MigrationDeployTests {
         #expect(web1.agent?.stop() == true)
     }
 
+    @Test func anAgentKilledDuringExpandNeverSwitchesToThatReleaseAndConvergesOnRestart() throws {
+        let app = try CatalogApp()
+        try app.commitManifest()
+        try app.startAll()
+        let web1 = app.hosts[0]
+        let v1 = try #require(web1.current())
+        try app.commitVersion2(expandPrefix: "SELECT pg_sleep(5);\n")
+        _ = try web1.slipway(["deploy", "catalog"])
+        let logs = web1.stateDir + "/logs/catalog"
+        let expanding = app.f.waitUntil(seconds: 60) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? []).contains { name in
+                name.hasSuffix(".build.log") && !name.hasPrefix(v1)
+                    && ((try? String(contentsOfFile: "\(logs)/\(name)", encoding: .utf8)) ?? "").contains("applying 002_title.expand")
+            }
+        }
+        #expect(expanding, "\(web1.agentLog)")
+        let agent = try #require(web1.agent)
+        kill(agent.process.processIdentifier, SIGKILL)
+        agent.process.waitUntilExit()
+        let pending = try #require(try FileManager.default.contentsOfDirectory(atPath: web1.appsRoot + "/catalog/releases").first { $0 != v1 })
+        #expect(web1.releaseRecord(pending)?["result"] as? String == "pending")
+        #expect(web1.current() == v1)
+        #expect(try app.get("/api/items").release == v1, "the v1 workers outlive the agent")
+
+        // The next agent stops the orphaned step, builds anew, expands (the lock and the record make
+        // a second run harmless), switches and contracts.
+        try app.start(web1)
+        let converged = app.f.waitUntil(seconds: 120) {
+            guard let current = web1.current(), current != v1, web1.releaseRecord(current)?["contractedAt"] != nil else { return false }
+            return (try? web1.status()["condition"] as? String) == "converged"
+        }
+        #expect(converged, "\(web1.agentLog)")
+        let v2 = try #require(web1.current())
+        #expect(v2 != pending, "the release whose expand was cut short is never switched to")
+        #expect(web1.releaseRecord(pending)?["result"] as? String == "pending")
+        #expect(try app.postgres.psql("SELECT count(*) FROM schema_migrations WHERE name LIKE '002%'", database: "catalog") == "2",
+                "\((try? app.appliedMigrations()) ?? [:]) \(web1.agentLog)")
+        #expect(try app.columns() == ["id", "title"])
+        #expect(try app.get("/api/items").release == v2)
+        #expect(web1.agent?.stop() == true)
+    }
+
     @Test func aHostLeftOutOfMigrateHostsSwitchesOnlyOnceTheExpandIsDone() throws {
         let app = try CatalogApp(hosts: ["web-1", "web-2"])
         // Two agents on one machine: a unix listener each (inside each host's apps root).

@@ -21,7 +21,8 @@ import Testing
                                 backend: .init(envFile: dir.path + "/env/app.env"), migrate: migrate)
         let environment = try AppEnvironment.make(manifest: manifest, release: ReleaseID("20261125T120000Z-aaaaaaa")!, sha: "abc",
                                                   config: config)
-        return MigrationRunner(migrate: migrate, directory: dir.path + "/backend", environment: environment, logPath: dir.path + "/build.log")
+        return MigrationRunner(migrate: migrate, directory: dir.path + "/backend", environment: environment, logPath: dir.path + "/build.log",
+                               marker: dir.path + "/staging/step")
     }
 
     var log: String { (try? String(contentsOfFile: dir.path + "/build.log", encoding: .utf8)) ?? "" }

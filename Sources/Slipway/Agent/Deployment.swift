@@ -200,7 +200,8 @@ struct Deployment {
     private func migrationRunner(_ migrate: Migrate, id: ReleaseID, logPath: String) throws -> MigrationRunner {
         guard let config else { throw MigrationRunner.Failure(description: "migrations need the agent's configuration") }
         let environment = try AppEnvironment.make(manifest: app.manifest, release: id, sha: app.sourceSHA, config: config)
-        return MigrationRunner(migrate: migrate, directory: store.layout.release(id) + "/backend", environment: environment, logPath: logPath)
+        return MigrationRunner(migrate: migrate, directory: store.layout.release(id) + "/backend", environment: environment, logPath: logPath,
+                               marker: store.layout.staging + "/\(id)")
     }
 
     /// The workers this release should get; a problem here (a missing account, a bad env_file)

@@ -20,7 +20,8 @@ extension Reconciler {
         do {
             let environment = try AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
             try await MigrationRunner(migrate: migrate, directory: store.layout.release(release) + "/backend",
-                                      environment: environment, logPath: logPath).run(.contract)
+                                      environment: environment, logPath: logPath,
+                                      marker: store.layout.staging + "/contract-\(release)").run(.contract)
             try store.markContracted(release)
             let elapsed = (ContinuousClock.now - clock).milliseconds
             var done = AgentEvent(.stage, app: name.value, stage: .contract, state: "done")

@@ -11,6 +11,9 @@ struct MigrationRunner {
     let directory: String
     let environment: AppEnvironment
     let logPath: String
+    /// A path under the app's staging root, given as SLIPWAY_STAGING: it marks the step's
+    /// processes, so a pass after an agent crash stops a step left running (see `StaleBuilds`).
+    let marker: String
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -71,6 +74,7 @@ struct MigrationRunner {
     private func spawn(_ command: String, step: String, log: BuildLog) throws -> ChildProcess {
         var variables = environment.variables
         variables["SLIPWAY_STEP"] = step
+        variables["SLIPWAY_STAGING"] = marker
         do {
             return try ChildProcess.spawnShell(command, in: directory, environment: variables, outputFD: log.fd, account: environment.account)
         } catch {

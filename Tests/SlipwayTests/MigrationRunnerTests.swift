@@ -4,6 +4,8 @@ import Testing
 @testable import SlipwayCore
 
 /// The migrate steps as real child processes (no database needed: the commands are shell).
+/// Bounds are loose on purpose: in a full run the end-to-end tests can starve these async tests
+/// of the cooperative pool for tens of seconds.
 @Suite struct MigrationRunnerTests {
     let dir = TempDir()
 
@@ -47,24 +49,24 @@ import Testing
     }
 
     @Test func aStepOverItsTimeoutIsStopped() async throws {
-        let step = try runner(Migrate(expand: "sleep 30", timeout: .milliseconds(300)))
+        let step = try runner(Migrate(expand: "sleep 600", timeout: .milliseconds(300)))
         let clock = ContinuousClock()
         let started = clock.now
         await #expect(throws: MigrationRunner.Failure.self) { try await step.run(.expand) }
-        #expect(clock.now - started < .seconds(10))
+        #expect(clock.now - started < .seconds(300))
         #expect(log.contains("timed out"))
     }
 
     @Test func aWaitingHostRetriesTheCheckUntilItPasses() async throws {
         let marker = dir.path + "/expanded"
-        let step = try runner(Migrate(expand: "x", check: "test -e \(marker) || { echo waiting; exit 1; }", timeout: .seconds(20), hosts: ["web-2"]))
+        let step = try runner(Migrate(expand: "x", check: "test -e \(marker) || { echo waiting; exit 1; }", timeout: .seconds(300), hosts: ["web-2"]))
         let other = Task {
             try await Task.sleep(for: .milliseconds(800))
             FileManager.default.createFile(atPath: marker, contents: nil)
         }
         let waited = try await step.waitForCheck()
         try await other.value
-        #expect(waited >= .milliseconds(700) && waited < .seconds(15), "waited \(waited)")
+        #expect(waited >= .milliseconds(700) && waited < .seconds(290), "waited \(waited)")
         #expect(log.contains("waiting") && log.contains("==> check passed on attempt"))
     }
 
@@ -74,8 +76,8 @@ import Testing
             _ = try await step.waitForCheck()
             Issue.record("the wait passed")
         } catch let failure as MigrationRunner.Failure {
-            #expect(failure.description.contains("not ready after 1s (migrate.timeout)"), "\(failure)")
-            #expect(failure.description.contains("waiting for migration 002"))
+            #expect(failure.description.contains("not ready after 1s (migrate.timeout): migrate.check kept failing"), "\(failure)")
+            #expect(failure.description.contains("check that a host in migrate.hosts deployed this release"))
         }
     }
 

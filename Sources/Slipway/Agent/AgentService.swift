@@ -10,10 +10,12 @@ import SlipwayCore
 public struct AgentService: Service {
     let runtime: AgentRuntime
     let logger: Logger
+    let systemd: SystemdNotifier
 
-    public init(runtime: AgentRuntime, logger: Logger) {
+    public init(runtime: AgentRuntime, logger: Logger, systemd: SystemdNotifier = SystemdNotifier()) {
         self.runtime = runtime
         self.logger = logger
+        self.systemd = systemd
     }
 
     public func run() async throws {
@@ -30,18 +32,28 @@ public struct AgentService: Service {
         defer { ticker.cancel() }
 
         runtime.wake()
+        var ready = false
         for await _ in runtime.wakeups.cancelOnGracefulShutdown() {
             let result = await cancelWhenGracefulShutdown {
                 await withTaskExecutorPreference(executor) { await reconciler.pass() }
             }
+            let summary: String
             if result.converged {
                 logger.debug("pass converged")
+                summary = "converged"
             } else if let error = result.error {
                 logger.warning("pass failed: \(error)")
+                summary = "last pass failed: \(error)"
             } else {
-                logger.warning("pass left \(result.unsettled.count) app(s) unsettled: \(result.unsettled.map { "\($0.app)" }.joined(separator: ", "))")
+                let apps = result.unsettled.map { "\($0.app)" }.joined(separator: ", ")
+                logger.warning("pass left \(result.unsettled.count) app(s) unsettled: \(apps)")
+                summary = "unsettled: \(apps)"
             }
+            // Ready once the first pass is over, however it went: `systemctl start` returns then.
+            systemd.send((ready ? [] : [("READY", "1")]) + [("STATUS", String(summary.prefix(200)))])
+            ready = true
         }
+        systemd.send([("STOPPING", "1"), ("STATUS", "draining workers")])
         await withTaskExecutorPreference(executor) { await reconciler.stopHooks() }
         // Workers drain last: they serve until the very end, each within its stop timeout.
         await runtime.supervisor.stopAll()

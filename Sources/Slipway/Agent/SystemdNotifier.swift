@@ -32,7 +32,7 @@ public final class SystemdNotifier: Sendable {
         defer { close(fd) }
         _ = message.withUnsafeBytes { body in
             withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, body.baseAddress, body.count, MSG_NOSIGNAL, $0, length) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, body.baseAddress, body.count, Int32(MSG_NOSIGNAL), $0, length) }
             }
         }
     }

@@ -11,9 +11,13 @@ struct SlipwayCommand: AsyncParsableCommand {
         discussion: """
         Slipway watches a git repo of YAML manifests (one app per file) and makes this host run what \
         they declare: it fetches each app's source commit, builds it into a new timestamped release, \
-        switches the app's 'current' symlink atomically and prunes old releases.
+        runs its expand migration, switches the app's 'current' symlink atomically, rolls the \
+        backend's workers onto it one at a time, verifies their health (switching back when it \
+        fails), runs the contract migration and prunes old releases.
 
-        Start here: 'slipway validate manifests/' before you push, 'slipway status' on a host.
+        Start here: 'slipway validate manifests/' before you push, 'slipway status' on a host. \
+        The agent's configuration is /etc/slipway/agent.yaml; it runs as the systemd unit \
+        slipway.service. Guides: /usr/share/doc/slipway/.
         """,
         version: version,
         subcommands: [

@@ -67,7 +67,7 @@ struct MigrationRunner {
                     + "check that a host in migrate.hosts deployed this release and that its expand succeeded")
             }
             try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .seconds(5))
+            pause = min(pause * 2, .seconds(2))
         }
     }
 

@@ -27,14 +27,13 @@ files() {
     return 0
 }
 
-sql -1 -f - <<SQL
+case "$step" in
+    expand|contract)
+        sql -1 -f - <<SQL
 \o /dev/null
 SELECT pg_advisory_xact_lock($lock);
 CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT clock_timestamp());
 SQL
-
-case "$step" in
-    expand|contract)
         for file in $(files "$step"); do
             name=$(basename "$file" .sql)
             sql -1 -v name="$name" -f - <<SQL
@@ -50,6 +49,11 @@ SQL
         done
         ;;
     check)
+        # Read-only and lock-free: it never waits behind a running expand, it reports it.
+        if [ "$(sql -tA -c "SELECT to_regclass('schema_migrations') IS NOT NULL")" != t ]; then
+            echo "waiting for the first migration"
+            exit 1
+        fi
         for file in $(files expand); do
             name=$(basename "$file" .sql)
             applied=$(sql -tA -v name="$name" -c "SELECT count(*) FROM schema_migrations WHERE name = '$name'")

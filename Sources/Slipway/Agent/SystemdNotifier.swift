@@ -13,20 +13,11 @@ public final class SystemdNotifier: Sendable {
         unsetenv("NOTIFY_SOCKET")
     }
 
-    public var isActive: Bool { path != nil }
-
     /// Sends `KEY=value` lines in one datagram; failures are ignored (systemd may be gone).
     public func send(_ fields: [(String, String)]) {
         guard let path else { return }
         let message = Array(fields.map { "\($0.0)=\($0.1.replacingOccurrences(of: "\n", with: " "))" }.joined(separator: "\n").utf8)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        // "@name" is an abstract socket: a leading NUL, and the length counts only what is used.
-        var bytes = Array(path.utf8)
-        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (bytes.first == 0 ? 0 : 1))
+        guard var (address, length) = UnixSocket.address(path) else { return }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }

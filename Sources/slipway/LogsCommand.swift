@@ -61,9 +61,8 @@ struct LogsCommand: AsyncParsableCommand {
     }
 
     private func printBuildLog(of app: AppName, stateDir: String) throws {
-        let directory = "\(stateDir)/logs/\(app)"
-        let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .compactMap { $0.hasSuffix(".build.log") ? ReleaseID(String($0.dropLast(".build.log".count))) : nil }
+        let directory = BuildLog.directory(stateDir: stateDir, app: app)
+        let attempts = BuildLog.releases(in: directory)
         let id: ReleaseID
         if let release {
             guard let chosen = ReleaseID(release), attempts.contains(chosen) else {
@@ -74,9 +73,10 @@ struct LogsCommand: AsyncParsableCommand {
             guard let newest = attempts.max() else { throw CLIError("no build logs for \(app) in \(directory)") }
             id = newest
         }
-        let text = (try? String(contentsOfFile: "\(directory)/\(id).build.log", encoding: .utf8)) ?? ""
+        let path = BuildLog.path(in: directory, release: id)
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        print("==> \(directory)/\(id).build.log")
+        print("==> \(path)")
         print(lines.suffix(max(0, n) + 1).joined(separator: "\n"), terminator: text.hasSuffix("\n") ? "" : "\n")
     }
 }

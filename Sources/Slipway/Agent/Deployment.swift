@@ -25,50 +25,31 @@ struct Deployment {
     var supervisor: Supervisor?
     var config: AgentConfig?
 
-    struct StageFailure: Error {
+    struct StageFailure: Error, CustomStringConvertible {
         var stage: Stage
         var message: String
         var logPath: String?
+
+        var description: String { message }
     }
 
     func run() async -> DeployOutcome {
         let name = app.manifest.app
         // Failed attempts never publish a release but keep their log: their ids stay taken too.
-        let logDir = "\(stateDir)/logs/\(name)"
-        let attempted = ((try? FileManager.default.contentsOfDirectory(atPath: logDir)) ?? [])
-            .compactMap { $0.hasSuffix(".build.log") ? ReleaseID(String($0.dropLast(".build.log".count))) : nil }
-        let id = ReleaseID.next(at: .now, sha: app.sourceSHA, existing: store.releaseIDs() + attempted)
-        let logPath = "\(logDir)/\(id).build.log"
+        let logDir = BuildLog.directory(stateDir: stateDir, app: name)
+        let id = ReleaseID.next(at: .now, sha: app.sourceSHA, existing: store.releaseIDs() + BuildLog.releases(in: logDir))
+        let logPath = BuildLog.path(in: logDir, release: id)
         var timings: [ReleaseRecord.StageTiming] = []
         var staging: String?
 
+        let reporter = StageReporter(app: name, logger: logger, onEvent: onEvent)
         func timed<T>(_ stage: Stage, _ body: () async throws -> T) async throws -> T {
-            var stageLogger = logger
-            stageLogger[metadataKey: "stage"] = "\(stage)"
-            stageLogger.info("started", metadata: ["release": "\(id)"])
-            var startedEvent = AgentEvent(.stage, app: name.value, stage: stage, state: "started")
-            startedEvent.release = id.description
-            if stage == .build { startedEvent.log = logPath }
-            onEvent(startedEvent)
-            let started = UTCTime.now
-            let clock = ContinuousClock.now
             do {
-                let value = try await body()
-                let elapsed = ContinuousClock.now - clock
-                timings.append(.init(stage: stage, startedAt: started, milliseconds: elapsed.milliseconds))
-                stageLogger.info("done in \(DurationText.format(.milliseconds(elapsed.milliseconds)))")
-                var done = AgentEvent(.stage, app: name.value, stage: stage, state: "done")
-                done.milliseconds = elapsed.milliseconds
-                onEvent(done)
+                let (value, timing) = try await reporter.run(stage, release: id, log: stage == .build ? logPath : nil, body)
+                timings.append(timing)
                 return value
             } catch {
-                let failure = error as? StageFailure ?? StageFailure(stage: stage, message: "\(error)", logPath: nil)
-                stageLogger.error("failed: \(failure.message)")
-                var failed = AgentEvent(.stage, app: name.value, stage: stage, state: "failed")
-                failed.milliseconds = (ContinuousClock.now - clock).milliseconds
-                failed.error = failure.message
-                onEvent(failed)
-                throw failure
+                throw error as? StageFailure ?? StageFailure(stage: stage, message: "\(error)", logPath: nil)
             }
         }
 
@@ -171,7 +152,7 @@ struct Deployment {
     /// (`migrate.check`). A failure marks the release failed; `current` and the workers are untouched.
     private func expand(_ migrate: Migrate, role: MigrationRole, id: ReleaseID, logPath: String) async throws {
         do {
-            let runner = try migrationRunner(migrate, id: id, logPath: logPath)
+            let runner = try migrationRunner(migrate, id: id)
             if role == .waits {
                 let waited = try await runner.waitForCheck()
                 logger.info("schema ready after waiting \(DurationText.format(waited)) for another host's expand", metadata: ["stage": "expand"])
@@ -190,18 +171,16 @@ struct Deployment {
     /// The contract stage: `migrate.contract`, then the release is marked contracted.
     private func contract(_ migrate: Migrate, id: ReleaseID, logPath: String) async throws {
         do {
-            try await migrationRunner(migrate, id: id, logPath: logPath).run(.contract)
+            try await migrationRunner(migrate, id: id).run(.contract)
             try store.markContracted(id)
         } catch {
             throw StageFailure(stage: .contract, message: "\(error)", logPath: logPath)
         }
     }
 
-    private func migrationRunner(_ migrate: Migrate, id: ReleaseID, logPath: String) throws -> MigrationRunner {
+    private func migrationRunner(_ migrate: Migrate, id: ReleaseID) throws -> MigrationRunner {
         guard let config else { throw MigrationRunner.Failure(description: "migrations need the agent's configuration") }
-        let environment = try AppEnvironment.make(manifest: app.manifest, release: id, sha: app.sourceSHA, config: config)
-        return MigrationRunner(migrate: migrate, directory: store.layout.release(id) + "/backend", environment: environment, logPath: logPath,
-                               marker: store.layout.staging + "/\(id)")
+        return try MigrationRunner.forRelease(id, of: app, migrate: migrate, config: config)
     }
 
     /// The workers this release should get; a problem here (a missing account, a bad env_file)
@@ -309,7 +288,8 @@ struct Deployment {
 
     private func prune() async throws {
         let inUse = await supervisor?.existing(app.manifest.app)?.releasesInUse() ?? []
-        let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(stateDir)/logs/\(app.manifest.app)", inUse: inUse)
+        let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: BuildLog.directory(stateDir: stateDir, app: app.manifest.app),
+                                                inUse: inUse)
         if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
     }
 }

@@ -8,34 +8,15 @@ extension Reconciler {
     func contract(_ app: ResolvedApp, release: ReleaseID, status: inout AppStatus, logger: Logger) async {
         guard let migrate = app.manifest.migrate else { return }
         let store = ReleaseStore(layout: layout(app.manifest.app))
-        let name = app.manifest.app
-        let logPath = "\(config.stateDir)/logs/\(name)/\(release).build.log"
-        var started = AgentEvent(.stage, app: name.value, stage: .contract, state: "started")
-        started.release = release.description
-        onEvent(started)
-        let clock = ContinuousClock.now
-        var stageLogger = logger
-        stageLogger[metadataKey: "stage"] = "contract"
-        stageLogger.info("running the contract step of \(release) again")
+        logger.info("running the contract step of \(release) again", metadata: ["stage": "contract"])
         do {
-            let environment = try AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
-            try await MigrationRunner(migrate: migrate, directory: store.layout.release(release) + "/backend",
-                                      environment: environment, logPath: logPath,
-                                      marker: store.layout.staging + "/contract-\(release)").run(.contract)
-            try store.markContracted(release)
-            let elapsed = (ContinuousClock.now - clock).milliseconds
-            var done = AgentEvent(.stage, app: name.value, stage: .contract, state: "done")
-            done.milliseconds = elapsed
-            onEvent(done)
-            metrics.stageFinished(.contract, milliseconds: elapsed)
-            stageLogger.info("done in \(DurationText.format(.milliseconds(elapsed)))")
+            let (_, timing) = try await StageReporter(app: app.manifest.app, logger: logger, onEvent: onEvent).run(.contract, release: release) {
+                try await MigrationRunner.forRelease(release, of: app, migrate: migrate, config: config).run(.contract)
+                try store.markContracted(release)
+            }
+            metrics.stageFinished(.contract, milliseconds: timing.milliseconds)
             status.condition = .converged
         } catch {
-            var failed = AgentEvent(.stage, app: name.value, stage: .contract, state: "failed")
-            failed.milliseconds = (ContinuousClock.now - clock).milliseconds
-            failed.error = "\(error)"
-            onEvent(failed)
-            stageLogger.error("failed: \(error)")
             status.condition = Task.isCancelled ? .interrupted : .degraded
             status.message = Self.contractFailed("\(error)", release: release)
         }

@@ -357,7 +357,7 @@ public final class Reconciler: @unchecked Sendable {
         guard case .resolved(let app) = desired else { return }
         do {
             let inUse = await runtime?.supervisor.existing(app.manifest.app)?.releasesInUse() ?? []
-            let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: "\(config.stateDir)/logs/\(app.manifest.app)",
+            let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: BuildLog.directory(stateDir: config.stateDir, app: app.manifest.app),
                                                   inUse: inUse)
             if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
         } catch {

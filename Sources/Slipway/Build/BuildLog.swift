@@ -1,10 +1,22 @@
 import Foundation
 import SlipwayCore
 
-/// The output of one release's build steps, kept under `state_dir/logs/<app>/`.
-struct BuildLog {
+/// The output of one release's build steps (and its migrate steps), kept under
+/// `state_dir/logs/<app>/<release>.build.log`.
+public struct BuildLog {
     let path: String
     let fd: Int32
+
+    /// `state_dir/logs/<app>`: the app's build logs, beside its worker log.
+    public static func directory(stateDir: String, app: AppName) -> String { "\(stateDir)/logs/\(app)" }
+
+    public static func path(in directory: String, release: ReleaseID) -> String { "\(directory)/\(release).build.log" }
+
+    /// The releases, and the failed attempts that never became one, that have a log in `directory`.
+    public static func releases(in directory: String) -> [ReleaseID] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .compactMap { $0.hasSuffix(".build.log") ? ReleaseID(String($0.dropLast(".build.log".count))) : nil }
+    }
 
     static func create(at path: String) throws -> BuildLog {
         try FileOps.makeDirectories(String(path[..<path.lastIndex(of: "/")!]))
@@ -37,12 +49,11 @@ struct BuildLog {
     /// Deletes old logs: those of kept releases stay, and the newest `others` of the rest
     /// (failed attempts, pruned releases), so a failure stays readable for a while.
     static func prune(in directory: String, keeping kept: Set<ReleaseID>, others: Int = 10) {
-        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .compactMap { name -> ReleaseID? in name.hasSuffix(".build.log") ? ReleaseID(String(name.dropLast(".build.log".count))) : nil }
+        let logs = releases(in: directory)
             .filter { !kept.contains($0) }
             .sorted(by: >)
         for id in logs.dropFirst(others) {
-            unlink("\(directory)/\(id).build.log")
+            unlink(path(in: directory, release: id))
         }
     }
 

@@ -19,6 +19,16 @@ struct MigrationRunner {
         var description: String
     }
 
+    /// The runner for `release` of `app`: its backend directory, the app's account and
+    /// environment, its build log, and a marker under the app's staging root.
+    static func forRelease(_ release: ReleaseID, of app: ResolvedApp, migrate: Migrate, config: AgentConfig) throws -> MigrationRunner {
+        let layout = AppLayout(appsRoot: config.appsRoot, app: app.manifest.app)
+        let environment = try AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
+        return MigrationRunner(migrate: migrate, directory: layout.release(release) + "/backend", environment: environment,
+                               logPath: BuildLog.path(in: BuildLog.directory(stateDir: config.stateDir, app: app.manifest.app), release: release),
+                               marker: layout.staging + "/\(release)")
+    }
+
     /// Runs `expand` or `contract`; throws a failure that ends with the step's output tail.
     func run(_ stage: Stage) async throws {
         guard let command = stage == .expand ? migrate.expand : migrate.contract else { return }

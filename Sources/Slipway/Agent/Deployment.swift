@@ -74,19 +74,21 @@ struct Deployment {
             let previous = store.current()
             let migrate = app.manifest.migrate
             let role = app.migrationRole
+            var published = false
             if let migrate, role.gatesSwitch(migrate) {
                 try await timed(.expand) {
                     // Published first, so the step runs in the release's own directory; `pending`
                     // until it passes, so nothing switches to it before its schema exists.
                     try writeRecord(into: stagingDir + "/release", id: id, timings: timings, result: .pending)
                     try store.publish(stagingDir + "/release", as: id)
+                    published = true
                     try await expand(migrate, role: role, id: id, logPath: logPath)
                     try store.markExpanded(id)
                 }
                 try checkSuperseded()
             }
             try await timed(.switch) {
-                if !store.releaseIDs().contains(id) {
+                if !published {
                     try writeRecord(into: stagingDir + "/release", id: id, timings: timings, result: .succeeded)
                     try store.publish(stagingDir + "/release", as: id)
                 }

@@ -8,6 +8,8 @@ public struct AgentState: Sendable, Codable, Equatable {
     public var lastPass: PassSummary?
     /// Nil when `manifests.verify` is not configured: commits are not verified.
     public var trust: TrustStatus?
+    /// Why the last fetch of the manifests repo failed (the pass used the last fetched commit); nil when it worked.
+    public var manifestsFetchError: String?
     public var apps: [String: AppStatus] = [:]
 
     public init() {}

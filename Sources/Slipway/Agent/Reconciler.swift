@@ -21,6 +21,8 @@ public final class Reconciler: @unchecked Sendable {
     let config: AgentConfig
     let logger: Logger
     let mirrors: SourceMirrors
+    /// Credentials and host keys for every remote this agent fetches from.
+    let remoteAccess: RemoteAccess
     let stateFile: StateFile
     let requests: OperatorRequests
     public let metrics: AgentMetrics
@@ -34,12 +36,17 @@ public final class Reconciler: @unchecked Sendable {
     private var hookTasks: [Task<Void, Never>] = []
 
     public init(config: AgentConfig, logger: Logger, runtime: AgentRuntime? = nil) {
-        self.metrics = runtime?.metrics ?? AgentMetrics()
+        let metrics = runtime?.metrics ?? AgentMetrics()
+        self.metrics = metrics
         self.runtime = runtime
         self.onEvent = { [events = runtime?.events] event in events?.publish(event) }
         self.config = config
         self.logger = logger
-        self.mirrors = SourceMirrors(stateDir: config.stateDir)
+        self.remoteAccess = RemoteAccess(git: config.git, stateDir: config.stateDir,
+                                         onHostKeyChanged: { [metrics] endpoint in metrics.hostKeyChanged(endpoint) },
+                                         onConnected: { [metrics] remote in metrics.remoteConnected(remote) },
+                                         onFetched: { [metrics] remote in metrics.remoteFetched(remote) })
+        self.mirrors = SourceMirrors(stateDir: config.stateDir, access: remoteAccess)
         self.stateFile = StateFile(stateDir: config.stateDir)
         self.requests = OperatorRequests(stateDir: config.stateDir)
     }
@@ -148,9 +155,11 @@ public final class Reconciler: @unchecked Sendable {
         let repo = try GitRepository.openMirror(at: config.stateDir + "/mirrors/manifests.git")
         let branchRef = "refs/heads/\(config.manifests.branch)"
         do {
-            try repo.fetch(from: config.manifests.repo, refspecs: ["+\(branchRef):\(branchRef)"])
+            try repo.sync(from: config.manifests.repo, refspecs: ["+\(branchRef):\(branchRef)"], access: remoteAccess)
+            state.manifestsFetchError = nil
         } catch {
             // Keep reconciling against the last fetched commit: the apps keep their state.
+            state.manifestsFetchError = error.description
             guard try repo.referenceTarget(branchRef) != nil else { throw error }
             logger.warning("fetching manifests failed, using the last fetched commit: \(error)")
         }

@@ -29,25 +29,11 @@ public final class GitRepository {
         return GitRepository(pointer: repo!, path: path)
     }
 
-    /// Fetches `refspecs` from `url` into this mirror; incremental, and pruning refs the source deleted.
-    public func fetch(from url: String, refspecs: [String]) throws(GitError) {
-        var remote: OpaquePointer?
-        try GitError.check("reaching \(url)", git_remote_create_anonymous(&remote, pointer, url))
-        defer { git_remote_free(remote) }
-
-        var options = git_fetch_options()
-        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
-        options.prune = GIT_FETCH_PRUNE
-        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
-
-        let cStrings = refspecs.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        var pointers = cStrings
-        let code = pointers.withUnsafeMutableBufferPointer { buffer in
-            var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
-            return git_remote_fetch(remote, &array, &options, nil)
-        }
-        try GitError.check("fetching from \(url)", code)
+    /// Fetches `refspecs` from `url` into this mirror (see `sync`: one connection, nothing
+    /// downloaded when no tip moved, refs the source deleted pruned).
+    @discardableResult
+    public func fetch(from url: String, refspecs: [String], access: RemoteAccess = .anonymous) throws(GitError) -> SyncOutcome {
+        try sync(from: url, refspecs: refspecs, access: access)
     }
 
     /// The commit id a reference names (`refs/heads/main`), or nil when there is no such ref.

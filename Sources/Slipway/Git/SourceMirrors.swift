@@ -6,10 +6,13 @@ import SlipwayCore
 /// Fetches are incremental, and within one pass each repo is fetched at most once.
 final class SourceMirrors {
     let root: String
+    let access: RemoteAccess
+    /// Each remote is reached once per pass, however many apps share it.
     private var fetchedThisPass: [String: Result<Void, GitError>] = [:]
 
-    init(stateDir: String) {
+    init(stateDir: String, access: RemoteAccess = .anonymous) {
         root = stateDir + "/mirrors/sources"
+        self.access = access
     }
 
     static let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
@@ -34,7 +37,7 @@ final class SourceMirrors {
     private func fetchOnce(_ repo: GitRepository, url: String) throws(GitError) {
         if let done = fetchedThisPass[url] { return try done.get() }
         do {
-            try repo.fetch(from: url, refspecs: Self.refspecs)
+            try repo.sync(from: url, refspecs: Self.refspecs, access: access)
             fetchedThisPass[url] = .success(())
         } catch {
             fetchedThisPass[url] = .failure(error)

@@ -16,6 +16,8 @@ public struct StatusReport: Sendable, Codable {
         public var repo: String
         public var branch: String
         public var commit: String?
+        /// The last fetch failed: which remote and why, in one line (the last fetched commit is used).
+        public var fetchError: String?
     }
 
     public struct App: Sendable, Codable {
@@ -59,7 +61,8 @@ public struct StatusReport: Sendable, Codable {
                        workers: workers.flatMap { $0.workers.isEmpty && $0.degraded == nil ? nil : $0 })
         }
         return StatusReport(host: config.host,
-                            manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
+                            manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit,
+                                            fetchError: state.manifestsFetchError),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
                             trust: config.manifests.verify == nil ? nil : state.trust, apps: apps)
     }
@@ -81,6 +84,9 @@ public struct StatusReport: Sendable, Codable {
             if let error = lastPass.error { pass += ": \(error)" }
         }
         lines.append("host \(host) · manifests \(manifests.branch) @ \(commit) · \(agent) · \(pass)")
+        if let fetchError = manifests.fetchError {
+            lines.append("! manifests not fetched, using \(commit): \(fetchError)")
+        }
         if let trust {
             let last = trust.lastVerifiedCommit.map { "last verified \($0.prefix(12))" + (trust.lastVerifiedSigner.map { " by \($0)" } ?? "") } ?? "nothing verified yet"
             lines.append("signed commits required: \(last)")

@@ -100,6 +100,9 @@ public struct AgentConfig: Sendable, Equatable {
         public var sources: Bool
     }
 
+    /// `git:`: credentials and host keys for remotes (GitConfig.swift).
+    public var git = GitConfig()
+
     public static let defaultPath = "/etc/slipway/agent.yaml"
     public static let defaultAppsRoot = "/var/lib/slipway/apps"
     public static let defaultStateDir = "/var/lib/slipway/state"
@@ -134,7 +137,8 @@ public struct AgentConfig: Sendable, Equatable {
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
-                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx"]) else { return nil }
+                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx",
+                                                              "git"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -245,6 +249,8 @@ public struct AgentConfig: Sendable, Equatable {
             }
         }
 
+        let git = top["git"].map { GitConfig.decode($0, reader: reader) } ?? GitConfig()
+
         guard let manifests else { return nil }
         var config = AgentConfig(host: host, manifests: manifests, appsRoot: appsRoot, stateDir: stateDir, pollInterval: pollInterval)
         config.listen = listen
@@ -254,6 +260,7 @@ public struct AgentConfig: Sendable, Equatable {
         config.appsUser = appsUser
         config.nginx = nginx
         config.envDir = envDir
+        config.git = git
         if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
             reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,
                           hint: "give it 'secret_file', or set notify.secret_file")

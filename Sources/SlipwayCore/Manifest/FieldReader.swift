@@ -120,6 +120,12 @@ final class FieldReader {
                    hint: "use an absolute path, or a file://, https:// or ssh:// URL")
             return nil
         }
+        if let remote = RemoteURL(text), remote.carriesSecret {
+            report("\(what) carries credentials in its URL, which would reach logs, status and the API", at: node.mark,
+                   hint: "write the URL without them and add an entry to git.credentials in agent.yaml: "
+                       + "{url: \(remote.transport.rawValue)://\(remote.host ?? "host")/, username: …, password_file: /etc/slipway/git-token}")
+            return nil
+        }
         return text
     }
 

@@ -61,17 +61,17 @@ extension GitRepository {
     static func connect<T>(_ repo: OpaquePointer, to url: String, access: RemoteAccess,
                            _ body: (OpaquePointer, RemoteSession) throws(GitError) -> T) throws(GitError) -> T {
         guard let parsed = RemoteURL(url) else {
-            throw GitError(operation: "reaching \(url)", message: "not a repository location Slipway can fetch", code: -1)
+            throw GitError(operation: "fetching from \(url)", message: "not a repository location Slipway can fetch", code: -1)
         }
         let session = RemoteSession(remote: parsed, access: access)
         if let problem = session.preflight() {
-            throw GitError(operation: "reaching \(url)", message: problem, code: -1)
+            throw GitError(operation: "fetching from \(url)", message: problem, code: -1)
         }
         if parsed.transport == .https, let problem = access.installCertificateAuthority() {
-            throw GitError(operation: "reaching \(url)", message: problem, code: -1)
+            throw GitError(operation: "fetching from \(url)", message: problem, code: -1)
         }
         var remote: OpaquePointer?
-        try GitError.check("reaching \(url)", git_remote_create_anonymous(&remote, repo, url))
+        try GitError.check("fetching from \(url)", git_remote_create_anonymous(&remote, repo, url))
         defer { git_remote_free(remote) }
         return try withExtendedLifetime(session) { () throws(GitError) -> T in
             var callbacks = session.callbacks()
@@ -79,13 +79,13 @@ extension GitRepository {
             git_proxy_options_init(&proxy, UInt32(GIT_PROXY_OPTIONS_VERSION))
             let code = git_remote_connect(remote, GIT_DIRECTION_FETCH, &callbacks, &proxy, nil)
             if code < 0 {
-                throw GitError(operation: "reaching \(url)", message: session.failure(GitError.last("", code: code)), code: code)
+                throw GitError(operation: "fetching from \(url)", message: session.failure(GitError.last("", code: code)), code: code)
             }
             defer { git_remote_disconnect(remote) }
             access.onConnected(parsed)
             // Belt and braces: an ssh connection whose host key Slipway did not see is not used.
             if parsed.transport == .ssh && !session.hostKeyChecked {
-                throw GitError(operation: "reaching \(url)", message: "the server's host key was not checked; refusing to fetch", code: -1)
+                throw GitError(operation: "fetching from \(url)", message: "the server's host key was not checked; refusing to fetch", code: -1)
             }
             return try body(remote!, session)
         }

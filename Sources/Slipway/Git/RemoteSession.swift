@@ -42,7 +42,10 @@ final class RemoteSession {
             if let file = credential?.passwordFile, !FileManager.default.isReadableFile(atPath: file) {
                 return "cannot read \(file), the password_file of \(credential!.label)"
             }
-        case .local, .git:
+        case .local:
+            let path = remote.text.hasPrefix("file://") ? String(remote.text.dropFirst(7)) : remote.text
+            if !FileManager.default.fileExists(atPath: path) { return "no repository at \(path)" }
+        case .git:
             break
         }
         return nil

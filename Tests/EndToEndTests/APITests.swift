@@ -306,6 +306,40 @@ struct APITests {
         #expect(!a.log.contains("Too many open files"))
     }
 
+    /// Over TCP, status needs api.token_file's bearer token; nothing any TCP endpoint serves
+    /// holds a secret of the app (an env_file value, a build's output) or the token itself.
+    @Test func statusOverTCPNeedsTheTokenAndNoTCPResponseCarriesASecret() throws {
+        let token = "tok-\(UInt64.random(in: 0...UInt64.max))-\(UInt64.random(in: 0...UInt64.max))"
+        let buildSecret = "build-output-secret-\(UInt64.random(in: 0...UInt64.max))"
+        let a = try RunningAgent(extra: "api:\n  token_file: TOKEN_FILE\n")
+        let tokenFile = a.f.root + "/api.token"
+        try a.f.write(token + "\n", to: tokenFile)
+        let config = try #require(a.f.read(a.f.configPath))
+        try a.f.write(config.replacingOccurrences(of: "TOKEN_FILE", with: tokenFile), to: a.f.configPath)
+        try a.f.commitSource(["index.html": "v1"])
+        // A failing build whose output holds the secret: it lands in the build log and the status message.
+        try a.f.commitManifest("demo.yaml", a.f.manifest(ref: "main", backendBuild: "echo \(buildSecret); exit 3"))
+        try a.start()
+        defer { a.stop() }
+        #expect(a.waitFor { (try? a.f.appStatus()["condition"] as? String) == "failed" })
+
+        #expect(try a.get("/v1/status").status == 401)
+        let wrong = try a.curl(["-sS", "-o", "-", "-w", "\n%{http_code}", "-H", "Authorization: Bearer nope", a.base + "/v1/status"])
+        #expect(wrong.status == 401)
+        let allowed = try a.curl(["-sS", "-o", "-", "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(token)", a.base + "/v1/status"])
+        #expect(allowed.status == 200)
+        #expect(allowed.body.contains("\"app\" : \"demo\""))
+
+        var served = ""
+        for path in ["/healthz", "/metrics", "/v1/status", "/v1/events", "/v1/pass", "/nope"] {
+            served += try a.get(path).body
+        }
+        served += try a.notify(after: String(repeating: "a", count: 40), sign: false).body
+        #expect(!served.contains(buildSecret))
+        #expect(!served.contains(token))
+        #expect(!a.log.contains(token))
+    }
+
     @Test func aBurstOfFiftyNotificationsCoalescesIntoAtMostTwoPasses() throws {
         let a = try RunningAgent()
         try a.f.commitSource(["index.html": "v1"])

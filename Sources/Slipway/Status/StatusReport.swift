@@ -7,9 +7,13 @@ public struct StatusReport: Sendable, Codable {
     public var host: String
     public var manifests: Manifests
     public var agentPID: Int32?
+    /// "stopping" while a running agent drains its workers after SIGTERM; nil otherwise.
+    public var agentState: String?
     public var lastPass: AgentState.PassSummary?
     /// Nil when manifests commits are not verified.
     public var trust: TrustStatus?
+    /// A manifests commit whose removals wait for `slipway apply --allow-removals`.
+    public var heldRemoval: RemovalPolicy.MassRemoval?
     public var apps: [App]
 
     public struct Manifests: Sendable, Codable {
@@ -64,7 +68,7 @@ public struct StatusReport: Sendable, Codable {
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit,
                                             fetchError: state.manifestsFetchError),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
-                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps)
+                            trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps)
     }
 
     public func json() throws -> String {
@@ -77,7 +81,8 @@ public struct StatusReport: Sendable, Codable {
     public func text(now: UTCTime) -> String {
         var lines: [String] = []
         let commit = manifests.commit.map { String($0.prefix(12)) } ?? "not fetched yet"
-        let agent = agentPID.map { "agent running (pid \($0))" } ?? "agent not running"
+        let agent = agentPID.map { agentState == "stopping" ? "agent stopping, draining workers (pid \($0))" : "agent running (pid \($0))" }
+            ?? "agent not running"
         var pass = "no pass yet"
         if let lastPass {
             pass = "last pass \(Self.ago(lastPass.finishedAt, now: now)), " + (lastPass.converged ? "converged" : "not converged")
@@ -96,10 +101,14 @@ public struct StatusReport: Sendable, Codable {
         } else {
             lines.append("manifests commits are not verified (no manifests.verify in the agent config)")
         }
+        if let held = heldRemoval {
+            lines.append("! manifests commit \(held.commit.prefix(12)) removes \(held.removed) of this host's \(held.of) apps: not applied; "
+                         + "they keep serving until 'slipway apply --allow-removals \(held.commit.prefix(12))' (or a commit that restores them)")
+        }
         lines.append("")
         guard !apps.isEmpty else {
             lines.append("no apps yet")
-            return lines.joined(separator: "\n")
+            return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
         }
         var rows = [["APP", "STATE", "DECLARED", "CURRENT", "RELEASES"]]
         for app in apps {
@@ -128,7 +137,8 @@ public struct StatusReport: Sendable, Codable {
                 }
             }
         }
-        return lines.joined(separator: "\n")
+        // Messages and worker STATUS= texts come from apps: no escape sequence reaches the terminal.
+        return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
     }
 
     /// Per worker: slot, pid, release, state, uptime, restarts, RSS (and its own STATUS=).

@@ -11,8 +11,12 @@ final class TestSSHServer {
     var hostKey: String { dir + "/host_ed25519" }
     var authorizedKeys: String { dir + "/authorized_keys" }
     var log: String { dir + "/sshd.log" }
-    init(root: String, address: String = "127.0.0.1", port: Int? = nil) throws {
+    /// The network namespace sshd runs in (the fleet test's git server host); nil: this one.
+    let namespace: String?
+
+    init(root: String, address: String = "127.0.0.1", port: Int? = nil, namespace: String? = nil) throws {
         dir = root + "/sshd"
+        self.namespace = namespace
         self.address = address
         self.port = try port ?? WorkerApp.freePort()
         account = "sw14g" + String(UInt32.random(in: 0..<UInt32.max), radix: 36)
@@ -64,7 +68,11 @@ final class TestSSHServer {
     /// waitpid on it when any other child exits, hanging the test run.
     func start() throws {
         let before = (try? String(contentsOfFile: log, encoding: .utf8))?.count ?? 0
-        try Self.must("/usr/sbin/sshd", ["-f", dir + "/sshd_config", "-E", log])
+        if let namespace {
+            try Self.must("/usr/sbin/ip", ["netns", "exec", namespace, "/usr/sbin/sshd", "-f", dir + "/sshd_config", "-E", log])
+        } else {
+            try Self.must("/usr/sbin/sshd", ["-f", dir + "/sshd_config", "-E", log])
+        }
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""

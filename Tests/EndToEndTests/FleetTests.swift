@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+/// Hosts made of network namespaces: a switch namespace holding a bridge, and one namespace per
+/// host joined to it by a veth pair, on a private subnet that exists only inside them. Every
+/// namespace is removed (with its links) when the network goes away.
+final class TestNetwork {
+    let tag: String
+    let subnet: String
+    var bridge: String { "\(tag)-br" }
+    private(set) var hosts: [String: (namespace: String, address: String, index: Int)] = [:]
+
+    init() throws {
+        tag = "sw14" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+        subnet = "10.214.\(Int.random(in: 0...255))"
+        try Self.ip(["netns", "add", bridge])
+        try Self.ip(["-n", bridge, "link", "add", "br0", "type", "bridge"])
+        try Self.ip(["-n", bridge, "link", "set", "br0", "up"])
+    }
+
+    /// Adds a host `name` at `.<10 + index>` on the subnet; returns its address.
+    @discardableResult
+    func addHost(_ name: String) throws -> String {
+        let index = hosts.count
+        let namespace = "\(tag)-\(name)"
+        let address = "\(subnet).\(10 + index)"
+        try Self.ip(["netns", "add", namespace])
+        try Self.ip(["-n", bridge, "link", "add", "p\(index)", "type", "veth", "peer", "name", "eth0", "netns", namespace])
+        try Self.ip(["-n", bridge, "link", "set", "p\(index)", "master", "br0", "up"])
+        try Self.ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", "eth0"])
+        try Self.ip(["-n", namespace, "link", "set", "eth0", "up"])
+        try Self.ip(["-n", namespace, "link", "set", "lo", "up"])
+        hosts[name] = (namespace, address, index)
+        return address
+    }
+
+    func namespace(_ host: String) -> String { hosts[host]!.namespace }
+
+    /// Takes a host's link down (or up): its side of the bridge.
+    func setLink(_ host: String, up: Bool) throws {
+        try Self.ip(["-n", bridge, "link", "set", "p\(hosts[host]!.index)", up ? "up" : "down"])
+    }
+
+    /// Runs a program inside a host's namespace.
+    func run(on host: String, _ executable: String, _ arguments: [String], timeout: Double = 120) throws -> Fixture.RunResult {
+        try Fixture.run("/usr/sbin/ip", ["netns", "exec", namespace(host), executable] + arguments, timeout: timeout)
+    }
+
+    static func ip(_ arguments: [String]) throws {
+        try TestSSHServer.must("/usr/sbin/ip", arguments)
+    }
+
+    deinit {
+        for (_, host) in hosts { _ = try? Fixture.run("/usr/sbin/ip", ["netns", "del", host.namespace], timeout: 10) }
+        _ = try? Fixture.run("/usr/sbin/ip", ["netns", "del", bridge], timeout: 10)
+    }
+}
+
+/// The fleet: a git server host (sshd, bare repos) and three agent hosts web-1…3 reaching it over
+/// SSH across the namespaces' network, each with its own apps_root, state_dir and agent.yaml.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct FleetTests {
+    @Test func threeHostsDeployOverSSHRespectHostsAndCatchUpAfterALinkOutage() throws {
+        let f = try Fixture(name: "fleet")
+        let network = try TestNetwork()
+        let gitAddress = try network.addHost("git")
+        let webs = ["web-1", "web-2", "web-3"]
+        for web in webs { try network.addHost(web) }
+        let server = try TestSSHServer(root: f.root, address: gitAddress, port: 22, namespace: network.namespace("git"))
+        defer { server.stop() }
+        try TestSSHServer.makeKey(f.identity)
+        try server.authorize(f.identity + ".pub")
+        try server.start()
+        // The host key as web-1 sees it, across the network (the operator checks it once for the fleet).
+        let scan = try network.run(on: "web-1", "/usr/bin/ssh-keyscan", ["-t", "ed25519", gitAddress], timeout: 20)
+        #expect(scan.stdout.hasPrefix(gitAddress + " "), "\(scan.output)")
+        try f.write(scan.stdout, to: f.knownHosts)
+
+        let repo = "ssh://\(server.account)@\(gitAddress)\(f.bareSource)"
+        try f.commitSource(["index.html": "v1"])
+        try f.commitManifest("all.yaml", f.plainManifest(app: "everywhere", repo: repo))
+        try f.commitManifest("two.yaml", f.plainManifest(app: "two", repo: repo) + "hosts: [web-1, web-2]\n")
+        try f.publish()
+        for web in webs {
+            try f.write("""
+            host: \(web)
+            manifests: {repo: 'ssh://\(server.account)@\(gitAddress)\(f.bareManifests)', branch: main, path: manifests}
+            apps_root: \(f.root)/hosts/\(web)/apps
+            state_dir: \(f.root)/hosts/\(web)/state
+            poll_interval: 1h
+            listen: off
+            apps_user: \(Fixture.appsUser)
+            \(f.sshGitSection())
+            """, to: "\(f.root)/hosts/\(web)/agent.yaml")
+        }
+        func pass(_ web: String) throws -> Fixture.RunResult {
+            try network.run(on: web, Fixture.binary, ["agent", "--once", "--config", "\(f.root)/hosts/\(web)/agent.yaml"])
+        }
+        func served(_ web: String, _ app: String) -> String? {
+            f.read("\(f.root)/hosts/\(web)/apps/\(app)/current/backend/index.html")
+        }
+
+        for web in webs {
+            let result = try pass(web)
+            #expect(result.status == 0, "\(web): \(result.output)")
+            #expect(served(web, "everywhere") == "v1", "\(web)")
+        }
+        #expect(served("web-1", "two") == "v1" && served("web-2", "two") == "v1")
+        #expect(served("web-3", "two") == nil)
+        // Each host: one connection for the manifests, one for the source both apps share.
+        #expect(server.acceptedLogins == 6)
+
+        // web-3's link is down during a push: the others deploy, it keeps v1 and says why.
+        try network.setLink("web-3", up: false)
+        try f.commitSource(["index.html": "v2"])
+        try f.publish()
+        for web in ["web-1", "web-2"] {
+            #expect(try pass(web).status == 0)
+            #expect(served(web, "everywhere") == "v2")
+        }
+        let cut = try pass("web-3")
+        #expect(cut.status != 0)
+        #expect(cut.output.contains("fetching from ssh://\(server.account)@\(gitAddress)"), "\(cut.output)")
+        #expect(served("web-3", "everywhere") == "v1")
+
+        // The link comes back: the next poll catches up.
+        try network.setLink("web-3", up: true)
+        let back = try pass("web-3")
+        #expect(back.status == 0, "\(back.output)")
+        #expect(served("web-3", "everywhere") == "v2")
+    }
+}

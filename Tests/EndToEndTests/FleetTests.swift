@@ -35,6 +35,7 @@ final class TestNetwork {
     }
 
     func namespace(_ host: String) -> String { hosts[host]!.namespace }
+    func address(_ host: String) -> String { hosts[host]!.address }
 
     /// Takes a host's link down (or up): its side of the bridge.
     func setLink(_ host: String, up: Bool) throws {
@@ -128,5 +129,56 @@ struct FleetTests {
         let back = try pass("web-3")
         #expect(back.status == 0, "\(back.output)")
         #expect(served("web-3", "everywhere") == "v2")
+
+        // Running agents (polling at 1 h) and the post-receive hook on the git server: a push to
+        // the manifests deploys on every host within seconds, through the signed notification.
+        let secret = f.root + "/notify.secret"
+        try f.write(UUID().uuidString + "\n", to: secret)
+        var agents: [Int32] = []
+        defer {
+            for pid in agents { kill(pid, SIGTERM) }
+            for pid in agents {
+                let deadline = Date().addingTimeInterval(20)
+                while WorkerApp.isRunning(pid) && Date() < deadline { usleep(20_000) }
+                if WorkerApp.isRunning(pid) { kill(pid, SIGKILL) }
+            }
+        }
+        for web in webs {
+            let config = "\(f.root)/hosts/\(web)/agent.yaml"
+            let text = try #require(f.read(config)).replacingOccurrences(of: "listen: off", with: "listen: \(network.address(web)):7070\nnotify: {secret_file: \(secret)}")
+            try f.write(text, to: config)
+            let pidFile = "\(f.root)/hosts/\(web)/agent.pid"
+            // Detached, not a Foundation Process child (see TestSSHServer.start).
+            try TestHTTPSGitServer.spawnAndWait(["/bin/sh", "-c", "setsid -f /bin/sh -c 'echo $$ > \(pidFile); exec /usr/sbin/ip netns exec \(network.namespace(web)) \(Fixture.binary) agent --config \(config)' >\(f.root)/hosts/\(web)/agent.log 2>&1 </dev/null"])
+            #expect(f.waitUntil(seconds: 10) { f.read(pidFile) != nil })
+            agents.append(try #require(Int32(f.read(pidFile)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")))
+        }
+        for web in webs {
+            #expect(f.waitUntil(seconds: 60) {
+                (try? network.run(on: web, "/usr/bin/curl", ["-sf", "--max-time", "2", "http://\(network.address(web)):7070/healthz"], timeout: 5).status) == 0
+            }, "\(web)'s agent did not come up: \(f.read("\(f.root)/hosts/\(web)/agent.log") ?? "")")
+        }
+        let hook = f.bareManifests + "/hooks/post-receive"
+        try FileManager.default.copyItem(atPath: WorkerApp.packageRoot + "/hooks/post-receive", toPath: hook)
+        chmod(hook, 0o755)
+        for web in webs { try f.git(["--git-dir", f.bareManifests, "config", "--add", "slipway.agents", "http://\(network.address(web)):7070"]) }
+        try f.git(["--git-dir", f.bareManifests, "config", "slipway.secretFile", secret])
+
+        var seconds: [Double] = []
+        for round in 3...7 {
+            let sha = try f.commitSource(["index.html": "v\(round)"])
+            try f.git(["push", "-q", "--force", f.bareSource, "main"], in: f.sourceRepo)
+            try f.commitManifest("all.yaml", f.plainManifest(app: "everywhere", repo: repo, ref: sha))
+            let started = Date()
+            let push = try network.run(on: "git", "/usr/bin/git", ["-C", f.manifestsRepo, "push", "-q", "--force", f.bareManifests, "main"])
+            #expect(push.status == 0, "\(push.output)")
+            let converged = f.waitUntil(seconds: 60) { webs.allSatisfy { served($0, "everywhere") == "v\(round)" } }
+            #expect(converged, "push \(round): \(webs.map { "\($0)=\(served($0, "everywhere") ?? "-")" })")
+            seconds.append(Date().timeIntervalSince(started))
+        }
+        let sorted = seconds.sorted()
+        print("fleet: push -> 3 hosts converged over \(seconds.count) pushes: median \(String(format: "%.2f", sorted[sorted.count / 2])) s, max \(String(format: "%.2f", sorted.last!)) s")
+        // Polling is at 1 h: within seconds means the notification did it.
+        #expect(sorted.last! < 30)
     }
 }

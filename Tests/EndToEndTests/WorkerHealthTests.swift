@@ -19,17 +19,25 @@ struct WorkerHealthTests {
             }
         }
 
-        let bad = try app.deployNewVersion("bad", files: ["HEALTH": "500\n"])
-        #expect(bad.status != 0, "\(bad.output)")
-        #expect(app.f.current() == good)
-        let afterFailure = try answers()
-        #expect(afterFailure.allSatisfy { $0 == good }, "after the failed deploy: \(afterFailure)\n\(app.workerLog)")
-        let message = try app.f.appStatus()["message"] as? String ?? ""
-        #expect(message.contains("answered 500"), "\(message)")
+        // Four tries: with checks through the shared socket, each locked the app about half the
+        // time (this test failed 2 runs of 3 on that code).
+        for attempt in 1...4 {
+            let bad = try app.deployNewVersion("bad \(attempt)", files: ["HEALTH": "500\n"])
+            #expect(bad.status != 0, "\(bad.output)")
+            #expect(app.f.current() == good)
+            let afterFailure = try answers()
+            #expect(afterFailure.allSatisfy { $0 == good }, "after failed deploy \(attempt): \(afterFailure)\n\(app.workerLog)")
+            let message = try app.f.appStatus()["message"] as? String ?? ""
+            #expect(message.contains("answered 500"), "\(message)")
+            if afterFailure.contains(where: { $0 != good }) { break }
+        }
 
-        // `slipway reload` gets out of whatever the failure left.
+        // `slipway reload` gets out of whatever the failure left: every worker replaced, each
+        // judged on its own. (It exits non-zero: the declared commit is still the failed one.)
+        let before = try app.workerPIDs()
         let reload = try app.f.slipway(["reload", "demo"], timeout: 90)
-        #expect(reload.status == 0, "\(reload.output)")
+        #expect(reload.output.contains("demo: reload succeeded"), "\(reload.output)\n\(app.workerLog)")
+        #expect(try app.workerPIDs().isDisjoint(with: before))
         let afterReload = try answers()
         #expect(afterReload.allSatisfy { $0 == good }, "after reload: \(afterReload)\n\(app.workerLog)")
 

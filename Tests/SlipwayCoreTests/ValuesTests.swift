@@ -103,6 +103,18 @@ import Foundation
         #expect(Retention.releasesToPrune([], current: nil, previousGood: nil, keep: 1).isEmpty)
     }
 
+    @Test func failedAttemptsTakeNoPlaceAmongTheKept() {
+        let all = ids(7)
+        // 0, 1, 3 good; 2, 4, 5 failed; 6 good and current: keep 3 keeps 6, 3, 1 (and 5 is no longer the newest).
+        let doomed = Retention.releasesToPrune(all, current: all[6], previousGood: all[3], keep: 3, attempts: [all[2], all[4], all[5]])
+        #expect(doomed == [all[0], all[2], all[4], all[5]])
+        // The newest release of all is a failed attempt: kept, so the failure can be looked at, but not counted.
+        let withFailure = Retention.releasesToPrune(all, current: all[5], previousGood: all[4], keep: 2, attempts: [all[6], all[3]])
+        #expect(withFailure == [all[0], all[1], all[2], all[3]])
+        // Without `attempts`, failed releases count as before.
+        #expect(Retention.releasesToPrune(all, current: all[6], previousGood: all[5], keep: 3) == Array(all[0..<4]))
+    }
+
     @Test func previousGoodSkipsFailedReleases() {
         let all = ids(4)
         let observed = [ObservedRelease(id: all[0], fingerprint: "a", succeeded: true),

@@ -21,6 +21,13 @@ enum ProcessTable {
         statFields(pid).map { $0.count > 3 && pid_t($0[3]) == pid } ?? false
     }
 
+    /// The real, effective, saved and filesystem uids of `pid` (the `Uid:` line of /proc/PID/status).
+    static func uids(of pid: pid_t) -> [uid_t]? {
+        guard let bytes = FileOps.readFile("/proc/\(pid)/status", limit: 16384) else { return nil }
+        let line = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Uid:") }
+        return line.map { $0.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { uid_t($0) } }
+    }
+
     /// RSS in bytes of every process whose process group is one of `groups`, keyed by group.
     static func residentBytes(ofGroups groups: Set<pid_t>) -> [pid_t: UInt64] {
         guard !groups.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }

@@ -9,7 +9,9 @@ import SlipwayCore
 /// Only session leaders count: every worker is one (the spawn makes a new session), while the
 /// processes a worker starts inherit the marker but not the leadership, and go with its group.
 /// An app can copy the marker into a process of its own, and so only gets its own process
-/// stopped: the agent signals nothing but marked session leaders.
+/// stopped: the agent signals nothing but marked session leaders, and, when it runs as root,
+/// none that runs as root (workers never do; a setuid program an app started with a copied
+/// marker would).
 enum WorkerMarker {
     static let variable = "SLIPWAY_SUPERVISED"
 
@@ -24,6 +26,7 @@ enum WorkerMarker {
                   let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { continue }
             let entries = environ.split(separator: 0)
             guard entries.contains(where: { $0.elementsEqual(marker) }), ProcessTable.isSessionLeader(pid),
+                  geteuid() != 0 || ProcessTable.uids(of: pid).map({ !$0.isEmpty && !$0.contains(0) }) == true,
                   let start = ProcessTable.startTime(of: pid), ProcessTable.isRunning(pid, startTime: start) else { continue }
             func variable(_ key: String) -> String? {
                 let prefix = Array("\(key)=".utf8)

@@ -103,6 +103,18 @@ struct WorkerHealthTests {
         let checks = try app.workers().compactMap { $0["health"] as? [String: Any] }
         #expect(checks.count == 2 && checks.allSatisfy { $0["passed"] as? Bool == true }, "\(checks)")
         let milliseconds = checks.compactMap { ($0["milliseconds"] as? NSNumber)?.intValue }
+        // The cost of one check: the same GET of the health path, 30 times on fresh connections,
+        // through the shared socket (how checks were made before) and on worker 0's own socket.
+        let own = try #require((try app.workers().first { ($0["slot"] as? NSNumber)?.intValue == 0 })?["ownSocket"] as? String)
+        let path = framework == .flask ? "/health" : "/api/health"
+        func median(_ base: String) throws -> Double {
+            let urls = Array(repeating: "\(base)\(path)", count: 30)
+            let run = try Fixture.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-H", "Connection: close", "-w", "%{time_total}\n"] + urls, timeout: 60)
+            let times = run.stdout.split(separator: "\n").compactMap { Double($0) }.sorted()
+            return times.isEmpty ? -1 : times[times.count / 2] * 1000
+        }
+        let shared = try median("http://127.0.0.1:\(app.port)"), ownSocket = try median("http://\(own)")
+        print("\(framework): one health check, median of 30 (curl): \(shared) ms through the shared socket, \(ownSocket) ms on a worker's own socket")
         print("\(framework): 5 bad releases under load: \(summary.requests) requests, \(summary.failed) failed, "
               + "\(badAnswers) answered by a bad release before its first worker stopped, \(late.count) after; "
               + "last checks \(milliseconds) ms; p50 \(summary.p50 ?? 0) ms, p99 \(summary.p99 ?? 0) ms")

@@ -114,7 +114,7 @@ struct WorkerHealthTests {
             return times.isEmpty ? -1 : times[times.count / 2] * 1000
         }
         let shared = try median("http://127.0.0.1:\(app.port)"), ownSocket = try median("http://\(own)")
-        print("\(framework): one health check, median of 30 (curl): \(shared) ms through the shared socket, \(ownSocket) ms on a worker's own socket")
+        print("\(framework): one health check, median of 30 (curl): " + String(format: "%.2f ms through the shared socket, %.2f ms on a worker's own socket", shared, ownSocket))
         print("\(framework): 5 bad releases under load: \(summary.requests) requests, \(summary.failed) failed, "
               + "\(badAnswers) answered by a bad release before its first worker stopped, \(late.count) after; "
               + "last checks \(milliseconds) ms; p50 \(summary.p50 ?? 0) ms, p99 \(summary.p99 ?? 0) ms")

@@ -16,7 +16,7 @@ actor AppSupervisor {
     private var listener: ListeningSocket?
     /// Sockets of an earlier `listen`, closed once no worker uses them.
     private var retiredListeners: [ListeningSocket] = []
-    private var slots: [Int: WorkerProcess] = [:]
+    var slots: [Int: WorkerProcess] = [:]
     /// The target the running workers were accepted for: crash restarts start this again.
     private(set) var target: WorkerTarget?
     /// Where a failed `verify` goes back to.
@@ -29,17 +29,17 @@ actor AppSupervisor {
         case keep
         case previous(WorkerTarget)
     }
-    private var backoff: [Int: RestartBackoff] = [:]
-    private var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
-    private var restarts: [Int: Int] = [:]
+    var backoff: [Int: RestartBackoff] = [:]
+    var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
+    var restarts: [Int: Int] = [:]
     private var draining: [WorkerProcess] = []
     /// Workers a previous agent process left running (it was killed): replaced, then stopped.
     private var orphans: [WorkerTable.Worker]
-    private var busy = false
-    private var monitor: Task<Void, Never>?
-    private var degraded: String?
-    private var rss: [pid_t: UInt64] = [:]
-    private var lastSample = ContinuousClock.now - .seconds(60)
+    var busy = false
+    var monitor: Task<Void, Never>?
+    var degraded: String?
+    var rss: [pid_t: UInt64] = [:]
+    var lastSample = ContinuousClock.now - .seconds(60)
     private var notifyCounter = 0
 
     static let memoryInterval = Duration.seconds(3)
@@ -202,7 +202,7 @@ actor AppSupervisor {
 
     /// Starts a worker for `slot`; when it is ready (and healthy) it takes the slot.
     /// Returns what went wrong, or nil.
-    private func startReady(slot: Int, target: WorkerTarget) async -> String? {
+    func startReady(slot: Int, target: WorkerTarget) async -> String? {
         let worker: WorkerProcess
         do {
             worker = try launch(slot: slot, target: target)
@@ -232,7 +232,7 @@ actor AppSupervisor {
         return nil
     }
 
-    private func launch(slot: Int, target: WorkerTarget) throws -> WorkerProcess {
+    func launch(slot: Int, target: WorkerTarget) throws -> WorkerProcess {
         var environment = target.environment
         var notify: NotifySocket?
         if target.workers.ready.notify {
@@ -262,7 +262,7 @@ actor AppSupervisor {
         }
     }
 
-    private func ensureListener(for target: WorkerTarget) throws {
+    func ensureListener(for target: WorkerTarget) throws {
         guard listener?.address != target.generation.listen else { return }
         if let old = listener { retiredListeners.append(old) }
         listener = nil
@@ -275,7 +275,7 @@ actor AppSupervisor {
     /// No workers, no listener: with no worker running or draining (a failed first start, every
     /// worker in backoff), the socket is closed, so a client is refused at once instead of
     /// waiting in a queue nobody accepts from. It is bound again before the next worker starts.
-    private func closeListenerIfIdle() {
+    func closeListenerIfIdle() {
         guard listener != nil, draining.isEmpty, !slots.values.contains(where: { $0.exit == nil }) else { return }
         let address = listener!.address
         listener?.close()
@@ -293,7 +293,7 @@ actor AppSupervisor {
 
     // MARK: Stopping
 
-    private func stop(_ worker: WorkerProcess, as settings: Workers.Stop? = nil) async {
+    func stop(_ worker: WorkerProcess, as settings: Workers.Stop? = nil) async {
         let stop = settings ?? target?.workers.stop ?? Workers.Stop()
         await worker.stop(signal: stop.signal.number, timeout: stop.timeout, log: log)
     }
@@ -353,93 +353,6 @@ actor AppSupervisor {
         orphans = []
     }
 
-    // MARK: Monitor: crashes, backoff, memory
-
-    private func startMonitor() {
-        guard monitor == nil else { return }
-        monitor = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
-                await self?.tick()
-            }
-        }
-    }
-
-    private func tick() async {
-        guard !busy, let target else { return }
-        var changed = false
-        for (slot, worker) in slots {
-            if let exit = worker.exit, !worker.isStopping, restartAt[slot] == nil {
-                var policy = backoff[slot] ?? RestartBackoff(policy: target.workers.restart)
-                policy.policy = target.workers.restart
-                let delay = policy.crashed(after: worker.uptime)
-                backoff[slot] = policy
-                restartAt[slot] = (.now + delay, worker)
-                restarts[slot, default: 0] += 1
-                metrics.workerRestarted(app: app, reason: "crash")
-                let message = "worker \(slot) \(exit.explanation); restart in \(DurationText.format(delay))"
-                log.note(message, worker: worker.label)
-                if policy.isCrashLooping {
-                    degraded = "crash loop: worker \(slot) \(exit.explanation), \(policy.crashesInARow) times in a row; restarting with backoff (next in \(DurationText.format(delay)))"
-                    logger.error("\(degraded!)", metadata: ["app": "\(app)"])
-                } else {
-                    logger.warning("\(message)", metadata: ["app": "\(app)"])
-                }
-                changed = true
-            } else if worker.exit == nil, worker.uptime >= target.workers.restart.minUptime, backoff[slot]?.crashesInARow ?? 0 > 0 {
-                backoff[slot]?.stayedUp()
-                if !(backoff.values.contains { $0.isCrashLooping }) { degraded = nil }
-                changed = true
-            }
-        }
-        if changed { closeListenerIfIdle() }
-        for (slot, pending) in restartAt where ContinuousClock.now >= pending.at && slot < target.count {
-            restartAt[slot] = nil
-            do {
-                try ensureListener(for: target)
-                slots[slot] = try launch(slot: slot, target: target)
-            } catch {
-                log.note("restart of worker \(slot) failed: \(error)")
-                var policy = backoff[slot] ?? RestartBackoff(policy: target.workers.restart)
-                restartAt[slot] = (.now + policy.crashed(after: .zero), pending.crashed)
-                backoff[slot] = policy
-            }
-            changed = true
-        }
-        if ContinuousClock.now - lastSample >= Self.memoryInterval {
-            lastSample = .now
-            await sampleMemory(target)
-            changed = true
-        }
-        if changed { save() }
-    }
-
-    private func sampleMemory(_ target: WorkerTarget) async {
-        func sample() {
-            rss = ProcessTable.residentBytes(ofGroups: Set(slots.values.filter { $0.exit == nil }.map(\.pid)))
-        }
-        sample()
-        guard let limit = target.workers.maxMemory else { return }
-        defer { sample() }  // the replacements' own figures, for status
-        // A worker younger than min_uptime is left alone, so one that starts above the limit is
-        // not replaced in a tight loop.
-        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.exit == nil && !worker.isStopping
-            && worker.uptime >= target.workers.restart.minUptime {
-            guard let bytes = rss[worker.pid], bytes > limit else { continue }
-            log.note("RSS \(ByteSize.format(bytes)) is above max_memory \(ByteSize.format(limit)): replacing it", worker: worker.label)
-            logger.warning("worker \(slot) uses \(ByteSize.format(bytes)), above max_memory; replacing it", metadata: ["app": "\(app)"])
-            busy = true
-            if let problem = await startReady(slot: slot, target: target) {
-                log.note("replacement failed: \(problem); the old worker keeps running")
-            } else {
-                restarts[slot, default: 0] += 1
-                metrics.workerRestarted(app: app, reason: "max_memory")
-                await stop(worker)
-            }
-            busy = false
-        }
-    }
-
     // MARK: Status
 
     func table() -> WorkerTable {
@@ -477,7 +390,7 @@ actor AppSupervisor {
         Set((Array(slots.values) + draining).filter { $0.exit == nil }.map(\.release) + orphans.map(\.release))
     }
 
-    private func save() {
+    func save() {
         let table = table()
         metrics.workersObserved(table)
         do {

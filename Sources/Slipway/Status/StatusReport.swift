@@ -12,6 +12,8 @@ public struct StatusReport: Sendable, Codable {
     public var lastPass: AgentState.PassSummary?
     /// Nil when manifests commits are not verified.
     public var trust: TrustStatus?
+    /// A manifests commit whose removals wait for `slipway apply --allow-removals`.
+    public var heldRemoval: RemovalPolicy.MassRemoval?
     public var apps: [App]
 
     public struct Manifests: Sendable, Codable {
@@ -63,7 +65,7 @@ public struct StatusReport: Sendable, Codable {
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
-                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps)
+                            trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps)
     }
 
     public func json() throws -> String {
@@ -92,6 +94,10 @@ public struct StatusReport: Sendable, Codable {
             }
         } else {
             lines.append("manifests commits are not verified (no manifests.verify in the agent config)")
+        }
+        if let held = heldRemoval {
+            lines.append("! manifests commit \(held.commit.prefix(12)) removes \(held.removed) of this host's \(held.of) apps: not applied; "
+                         + "they keep serving until 'slipway apply --allow-removals \(held.commit.prefix(12))' (or a commit that restores them)")
         }
         lines.append("")
         guard !apps.isEmpty else {

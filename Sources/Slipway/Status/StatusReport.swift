@@ -141,14 +141,16 @@ public struct StatusReport: Sendable, Codable {
         return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
     }
 
-    /// Per worker: slot, pid, release, state, uptime, restarts, RSS (and its own STATUS=).
+    /// Per worker: slot, pid, release, state, uptime, restarts, RSS, its last health check on
+    /// its own socket and when (and its own STATUS=).
     static func workerLines(_ table: WorkerTable, now: UTCTime) -> [String] {
         var lines = ["  workers" + (table.listen.map { " on \($0)" } ?? "") + (table.generation.map { " · generation \($0)" } ?? "")]
-        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS"]]
+        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS", "HEALTH"]]
         for worker in table.workers {
             let up = worker.state == .backoff ? "-" : String(ago(worker.startedAt, now: now).dropLast(4))
+            let health = worker.health.map { ($0.passed ? "ok " : "failed ") + ago($0.at, now: now) + ($0.passed ? "" : ": \($0.detail)") } ?? "-"
             rows.append(["\(worker.slot)", "\(worker.pid)", worker.release.description, worker.state.rawValue, up,
-                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-"])
+                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-", health])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
         for (index, row) in rows.enumerated() {

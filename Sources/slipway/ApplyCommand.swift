@@ -33,7 +33,7 @@ struct ApplyCommand: AsyncParsableCommand {
             if let held = state.heldRemoval, !RemovalPolicy.confirms(commit, held.commit) {
                 print("note: the commit held now is \(held.commit.prefix(12)), not \(commit); confirming \(commit) anyway")
             }
-            try Reconciler.allowRemovals(of: commit, stateDir: config.stateDir)
+            try await OperatorRequests.send(.init(app: nil, kind: "allow-removals", argument: commit), config: config)
             if let pid = AgentLock.holder(stateDir: config.stateDir) {
                 if (try? await AgentClient(endpoint: .unix(path: config.socketPath)).request(.POST, "/v1/pass")) == nil {
                     kill(pid, SIGHUP)

@@ -129,6 +129,9 @@ struct WorkerHealthTests {
         try app.start()
         let good = try #require(app.f.current())
         try app.commitManifest(instances: 2, env: ["SERVE_ONLY_FD3": "1"])
+        // Unanswered start-up checks are retried until ready.timeout: a short one keeps this quick.
+        let manifest = try #require(app.f.read(app.f.manifestsRepo + "/manifests/demo.yaml"))
+        try app.f.commitManifest("demo.yaml", manifest.replacingOccurrences(of: "timeout: 30s", with: "timeout: 8s"))
         let result = try app.f.slipway(["deploy", "--wait"], timeout: 90)
         #expect(result.status != 0)
         let expected = "worker 0 did not answer GET /api/health on its own socket (fd 4) within 2s; see docs/workers.md#health"

@@ -219,7 +219,14 @@ actor AppSupervisor {
             return "was not ready within \(DurationText.format(ready.timeout))" + (ready.notify ? " (no READY=1 on NOTIFY_SOCKET)" : "")
         }
         if let health = target.workers.health, let own = worker.ownSocket {
-            let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
+            // A worker still booting (gunicorn's workers come up after its master) may not answer
+            // yet: unanswered checks are tried again until `ready.timeout`; an answer is final.
+            let probe = HealthProbe(endpoint: own.endpoint, health: health)
+            var (result, problem) = await probe.judge(slot: slot)
+            while problem != nil, result.status == nil, worker.exit == nil, ContinuousClock.now < worker.started + ready.timeout {
+                try? await Task.sleep(for: .milliseconds(100))
+                (result, problem) = await probe.judge(slot: slot)
+            }
             worker.record(result)
             if let problem {
                 await stop(worker, as: target.workers.stop)

@@ -5,6 +5,8 @@ import SlipwayCore
 /// when, and how long the check took.
 public struct WorkerHealth: Sendable, Codable, Equatable {
     public var passed: Bool
+    /// The HTTP status it answered; nil when it did not answer.
+    public var status: Int?
     /// "200", "answered 500", "did not answer …": what the check saw.
     public var detail: String
     public var at: UTCTime
@@ -20,8 +22,10 @@ extension HealthProbe {
         let at = UTCTime.now
         var problem: String?
         var detail: String
+        var status: Int?
         do {
             let response = try await AgentClient(endpoint: endpoint, timeout: health.timeout).request(.GET, health.path)
+            status = response.status
             detail = "\(response.status)"
             if !(200..<300).contains(response.status) {
                 detail = "answered \(response.status)"
@@ -37,7 +41,7 @@ extension HealthProbe {
             }
         }
         let elapsed = ContinuousClock.now - started
-        return (WorkerHealth(passed: problem == nil, detail: detail, at: at, milliseconds: elapsed.milliseconds), problem)
+        return (WorkerHealth(passed: problem == nil, status: status, detail: detail, at: at, milliseconds: elapsed.milliseconds), problem)
     }
 
     /// What an app that serves only fd 3 gets (the agent's socket queues the connection, and

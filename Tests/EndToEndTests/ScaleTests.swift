@@ -28,8 +28,9 @@ struct ScaleTests {
         let secondSeconds = Date().timeIntervalSince(second)
         // Debug build, the whole process (start, state, git, 5,001 manifests): the release build
         // is several times faster (bench/pass_cost).
-        #expect(firstSeconds < 8, "the first pass took \(firstSeconds) s")
-        #expect(secondSeconds < 4, "a pass with nothing to do took \(secondSeconds) s")
+        // Loose enough for a loaded CI machine; the quadratic passes took 34 s at 2,000 manifests.
+        #expect(firstSeconds < 12, "the first pass took \(firstSeconds) s")
+        #expect(secondSeconds < 8, "a pass with nothing to do took \(secondSeconds) s")
         #expect(f.currentFile("frontend/index.html") == "x")
         let state = try #require(f.read(f.stateDir + "/state.json"))
         #expect(state.contains("\"app5000\""))

@@ -124,7 +124,9 @@ import Testing
             if case .failure(let diagnostics) = ManifestDecoder.decode(sixty, file: "m.yaml") { refusal = diagnostics }
         }
         #expect(refusal?.items.first?.message.contains("more than 100000 values") == true)
-        #expect(refused < .seconds(1), "a 60,000-key manifest took \(refused) to refuse")
+        // Under 1 s in a release build (bench/pass_scaling.sh); the quadratic builder took 78 s.
+        // Debug, beside the other suites on 2 cores: a looser bound that still catches it.
+        #expect(refused < .seconds(3), "a 60,000-key manifest took \(refused) to refuse")
 
         // Just under the node limit: every key is unknown, and the report stops at 100 lines.
         let many = "app: demo\n" + (0..<49_000).map { "k\($0): v\n" }.joined()
@@ -134,6 +136,6 @@ import Testing
         }
         #expect(report?.items.count == 101)
         #expect(report?.items.last?.message.contains("more problems in this file") == true)
-        #expect(decoded < .seconds(2), "49,000 unknown keys took \(decoded)")
+        #expect(decoded < .seconds(4), "49,000 unknown keys took \(decoded)")
     }
 }

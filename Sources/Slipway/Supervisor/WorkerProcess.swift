@@ -36,6 +36,8 @@ final class WorkerProcess: Sendable {
         var release: ReleaseID
         /// The command as the manifest wrote it, for the log.
         var display: String
+        /// Issue 16: the worker's whole process tree, ended when the worker exits.
+        var containment: Containment? = nil
     }
 
     private init(pid: pid_t, launch: Launch) {
@@ -76,7 +78,7 @@ final class WorkerProcess: Sendable {
         let (stdout, stderr) = (out[0], err[0])
         let pidfd = slipway_pidfd_open(pid)
         let thread = Thread { [worker] in
-            worker.watch(stdout: stdout, stderr: stderr, pidfd: pidfd, notify: launch.notify, log: launch.log)
+            worker.watch(stdout: stdout, stderr: stderr, pidfd: pidfd, notify: launch.notify, log: launch.log, containment: launch.containment)
         }
         thread.name = "worker \(worker.label)"
         thread.start()
@@ -138,7 +140,7 @@ final class WorkerProcess: Sendable {
 
     // MARK: The watcher thread
 
-    private func watch(stdout: Int32, stderr: Int32, pidfd: Int32, notify: NotifySocket?, log: WorkerLog) {
+    private func watch(stdout: Int32, stderr: Int32, pidfd: Int32, notify: NotifySocket?, log: WorkerLog, containment: Containment?) {
         var streams: [(fd: Int32, name: String, pending: [UInt8])] = [(stdout, "out", []), (stderr, "err", [])]
         var exited = false
         var drainDeadline: ContinuousClock.Instant?
@@ -192,6 +194,7 @@ final class WorkerProcess: Sendable {
                 exited = true
                 // Anything the worker left running in its group goes with it.
                 signalGroup(SIGKILL)
+                containment?.end()
                 log.note("exited: \(termination.explanation)", worker: label)
                 state.withLock { $0.exit = termination }
                 drainDeadline = .now + .seconds(2)

@@ -34,9 +34,14 @@ public struct AgentConfig: Sendable, Equatable {
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
-    /// The account builds and workers run as when the agent runs as root and the manifest names
-    /// no `backend.user`.
-    public var appsUser: String = AgentConfig.defaultAppsUser
+    /// `apps_user`: one account shared by every app that names no `backend.user`, when the
+    /// operator sets it; nil (the default): each app runs as its own `slipway-<app>`.
+    public var appsUser: String?
+    // MARK: issue 16 (accounts, local repo roots): kept apart from the other sections.
+    /// `accounts:`: which accounts apps may run as, and with which privileges.
+    public var accounts = AccountPolicy()
+    /// `git.local_roots`: where local source repos may lie.
+    public var localRepoRoots = LocalRepoRoots.default
     /// The only directory `backend.env_file` may name a file in: a manifest pusher must not be
     /// able to make the agent read any file it likes into an app's environment.
     public var envDir: String = AgentConfig.defaultEnvDir
@@ -59,7 +64,6 @@ public struct AgentConfig: Sendable, Equatable {
         }
     }
 
-    public static let defaultAppsUser = "slipway"
     public static let defaultEnvDir = "/etc/slipway/env"
 
     /// Run after every deploy ends, success or failure (`on_deploy:`).
@@ -134,7 +138,8 @@ public struct AgentConfig: Sendable, Equatable {
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
-                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx"]) else { return nil }
+                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx",
+                                                              "accounts", "git"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -196,7 +201,7 @@ public struct AgentConfig: Sendable, Equatable {
         }
         let socketPath = absolute("socket", default: stateDir + "/agent.sock")
         let envDir = absolute("env_dir", default: defaultEnvDir)
-        var appsUser = defaultAppsUser
+        var appsUser: String?
         if let node = top["apps_user"], let name = reader.nonEmptyString(node, "apps_user") {
             if name == "root" || !AccountName.isValid(name) {
                 reader.report("apps_user must be an unprivileged account name, not '\(name)'", at: node.mark,
@@ -254,6 +259,9 @@ public struct AgentConfig: Sendable, Equatable {
         config.appsUser = appsUser
         config.nginx = nginx
         config.envDir = envDir
+        // issue 16: accounts and local repo roots.
+        if let node = top["accounts"] { config.accounts = AccountPolicy.decode(node, reader: reader) }
+        if let node = top["git"] { config.localRepoRoots = decodeLocalRoots(node, reader: reader) }
         if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
             reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,
                           hint: "give it 'secret_file', or set notify.secret_file")
@@ -284,5 +292,22 @@ public struct AgentConfig: Sendable, Equatable {
         }
         return DeployHook(command: command, webhook: webhook, secretFile: secretFile,
                           timeout: timeout ?? (command != nil ? .seconds(30) : .seconds(5)), retries: retries)
+    }
+
+    // MARK: issue 16: `git.local_roots` (issue 14 adds its own keys to `git:`; merge the known lists)
+    static let gitKeys = ["local_roots"]
+
+    static func decodeLocalRoots(_ node: YAMLNode, reader: FieldReader) -> LocalRepoRoots {
+        guard let fields = reader.fields(of: node, named: "git", known: gitKeys),
+              let list = fields["local_roots"].flatMap({ reader.stringList($0, "git.local_roots") }) else { return .default }
+        var roots: [String] = []
+        for (path, mark) in list {
+            if path.hasPrefix("/"), !path.split(separator: "/").contains("..") {
+                roots.append(path)
+            } else {
+                reader.report("git.local_roots: '\(path)' must be an absolute path without '..'", at: mark, hint: "for example /srv/git")
+            }
+        }
+        return LocalRepoRoots(roots: roots)
     }
 }

@@ -21,6 +21,7 @@ struct SealTests {
         link(outside, tree + "/open/linked.txt")
         mkfifo(tree + "/pipe", 0o666)
         for path in [tree, tree + "/open", tree + "/open/deep", tree + "/open/tool", outside, tree + "/pipe"] { chown(path, account.uid, account.gid) }
+        chmod(outside, 0o664)
         chmod(tree + "/open", 0o777)
         chmod(tree + "/open/deep", 0o2775)
         chmod(tree + "/open/tool", 0o4755)

@@ -90,4 +90,24 @@ struct ContainmentTests {
         #expect(left.isEmpty, "left running: \(left)")
         for pid in left { kill(pid, SIGKILL) }
     }
+
+    @Test func aWorkersForkedHelpersDieWithTheWorker() async throws {
+        let (test, account) = try account()
+        _ = test
+        let tag = Int.random(in: 640_000...649_999) * 2
+        let dir = TempDir()
+        chmod(dir.path, 0o755)
+        let log = WorkerLog(path: dir.path + "/workers.log")
+        let containment = Containment.make("w0")
+        let shell = ["/bin/sh", "-c", Self.escapes(tag) + "; exec sleep 600"]
+        let worker = try WorkerProcess.start(.init(argv: containment.wrap(account.wrap(shell)), environment: ["PATH": "/usr/bin:/bin"],
+                                                   directory: dir.path, listener: nil, notify: nil, log: log, slot: 0, generation: "g",
+                                                   release: ReleaseID("20261125T170000Z-abcdef1")!, display: "sh", containment: containment))
+        for _ in 0..<100 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(Self.strays(tag).count == 2)
+        _ = await worker.stop(signal: SIGTERM, timeout: .seconds(5), log: log)
+        let left = await eventuallyNone(tag)
+        #expect(left.isEmpty, "left running: \(left)")
+        for pid in left { kill(pid, SIGKILL) }
+    }
 }

@@ -11,6 +11,9 @@ public struct StatusReport: Sendable, Codable {
     /// Nil when manifests commits are not verified.
     public var trust: TrustStatus?
     public var apps: [App]
+    /// How the agent keeps builds and workers from leaving processes behind (issue 16): a cgroup
+    /// v2 or process groups only; nil before a root agent ran here.
+    public var containment: String?
 
     public struct Manifests: Sendable, Codable {
         public var repo: String
@@ -61,7 +64,8 @@ public struct StatusReport: Sendable, Codable {
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
-                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps)
+                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps,
+                            containment: Containment.recorded(stateDir: config.stateDir))
     }
 
     public func json() throws -> String {
@@ -90,6 +94,7 @@ public struct StatusReport: Sendable, Codable {
         } else {
             lines.append("manifests commits are not verified (no manifests.verify in the agent config)")
         }
+        if let containment { lines.append("builds and workers contained by \(containment)") }
         lines.append("")
         guard !apps.isEmpty else {
             lines.append("no apps yet")

@@ -60,6 +60,20 @@ final class Containment: Sendable {
         }
     }
 
+    static func recordPath(stateDir: String) -> String { stateDir + "/containment" }
+
+    /// Writes the host's mechanism where `slipway status` (which may not run as root) reads it.
+    static func record(stateDir: String) {
+        guard geteuid() == 0 else { return }
+        try? FileOps.makeDirectories(stateDir)
+        try? FileOps.writeAtomically(Array(mechanism.description.utf8), to: recordPath(stateDir: stateDir))
+    }
+
+    /// What the running agent recorded, if it did.
+    static func recorded(stateDir: String) -> String? {
+        FileOps.readFile(recordPath(stateDir: stateDir)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The pids in it now.
     var processes: [pid_t] {
         guard let directory, let bytes = FileOps.readFile(directory + "/cgroup.procs") else { return [] }

@@ -154,7 +154,7 @@ enum SafeTree {
             guard let status = directory.status(of: name) else { continue }
             switch status.st_mode & S_IFMT {
             case S_IFREG:
-                try sealFile(name, in: directory, report: &report)
+                try sealFile(name, status, in: directory, report: &report)
             case S_IFLNK:
                 if isRoot, status.st_uid != 0 || status.st_gid != 0 {
                     _ = name.withCString { fchownat(directory.fd, $0, 0, 0, AT_SYMLINK_NOFOLLOW) }
@@ -176,23 +176,31 @@ enum SafeTree {
         info.st_uid == geteuid() && info.st_mode & 0o7222 == 0
     }
 
-    private static func sealFile(_ name: EntryName, in directory: DirectoryHandle, report: inout SealReport) throws {
-        guard let fd = directory.openFile(name) else { return }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
+    /// A regular file in a directory already sealed: its name can no longer be swapped, so it is
+    /// changed through the directory fd (`fchownat`/`fchmodat` with `AT_SYMLINK_NOFOLLOW` where
+    /// Linux has it), and only a file to copy is opened.
+    private static func sealFile(_ name: EntryName, _ info: stat, in directory: DirectoryHandle, report: inout SealReport) throws {
         if isObject(info) { return }
         let mode = sealedMode(info.st_mode & 0o7777)
         if info.st_nlink > 1 {
+            guard let fd = directory.openFile(name) else { return }
+            defer { close(fd) }
+            var opened = stat()
+            guard fstat(fd, &opened) == 0, opened.st_mode & S_IFMT == S_IFREG, opened.st_ino == info.st_ino else { return }
             try copyInPlace(fd, name, in: directory, mode: mode)
             report.copied += 1
             return
         }
+        let shown = directory.path + "/" + name.text
         if isRoot, info.st_uid != 0 || info.st_gid != 0 {
-            guard fchown(fd, 0, 0) == 0 else { throw SystemError("changing the owner of", path: directory.path + "/" + name.text) }
+            guard name.withCString({ fchownat(directory.fd, $0, 0, 0, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+                throw SystemError("changing the owner of", path: shown)
+            }
         }
         if mode != info.st_mode & 0o7777 {
-            guard fchmod(fd, mode) == 0 else { throw SystemError("changing the mode of", path: directory.path + "/" + name.text) }
+            // fchmodat cannot refuse to follow a link on Linux; the entry is a regular file in a
+            // directory no one else can change any more.
+            guard name.withCString({ fchmodat(directory.fd, $0, mode, 0) }) == 0 else { throw SystemError("changing the mode of", path: shown) }
             report.modesChanged += 1
         }
     }

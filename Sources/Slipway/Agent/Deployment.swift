@@ -237,7 +237,7 @@ struct Deployment {
         guard !steps.isEmpty else { return }
         var environment = BuildRunner.baseEnvironment(app: app.manifest.app, release: id, sha: app.sourceSHA, staging: staging)
         for variable in app.manifest.env { environment[variable.name] = variable.value }
-        let log = try BuildLog.create(at: logPath)
+        let log = try BuildLog.create(at: logPath, maxBytes: config?.buildLogMax ?? AgentConfig.defaultBuildLogMax)
         defer { log.close() }
         if let account {
             environment["HOME"] = account.home

@@ -45,8 +45,9 @@ public struct ReleaseStore: Sendable {
 
     /// Removes what a crashed or stopped deploy left: staging dirs (after killing their build
     /// processes), trash, temp links.
-    public func cleanUpInterrupted() throws {
-        StaleBuilds.kill(under: layout.staging)
+    /// `census`: the pass's one scan of marked processes (a fresh scan when nil).
+    func cleanUpInterrupted(census: StaleBuilds.Census? = nil) throws {
+        StaleBuilds.kill(under: layout.staging, census: census)
         try SafeTree.remove(layout.staging)
         try emptyTrash()
         for name in (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? [] where name.hasPrefix(".current.tmp") {
@@ -172,7 +173,7 @@ public struct ReleaseStore: Sendable {
         // A release some worker still runs (or drains on) is never pruned under it.
         let doomed = Retention.releasesToPrune(observed.releases.map(\.id), current: observed.current,
                                                previousGood: Retention.previousGood(observed.releases, current: observed.current),
-                                               keep: keep).filter { !inUse.contains($0) }
+                                               keep: keep, attempts: Set(observed.releases.filter { !$0.succeeded }.map(\.id))).filter { !inUse.contains($0) }
         try prune(doomed)
         BuildLog.prune(in: logDirectory, keeping: Set(releaseIDs()))
         return doomed

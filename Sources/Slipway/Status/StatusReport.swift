@@ -7,9 +7,13 @@ public struct StatusReport: Sendable, Codable {
     public var host: String
     public var manifests: Manifests
     public var agentPID: Int32?
+    /// "stopping" while a running agent drains its workers after SIGTERM; nil otherwise.
+    public var agentState: String?
     public var lastPass: AgentState.PassSummary?
     /// Nil when manifests commits are not verified.
     public var trust: TrustStatus?
+    /// A manifests commit whose removals wait for `slipway apply --allow-removals`.
+    public var heldRemoval: RemovalPolicy.MassRemoval?
     public var apps: [App]
     /// How the agent keeps builds and workers from leaving processes behind (issue 16): a cgroup
     /// v2 or process groups only; nil before a root agent ran here.
@@ -64,7 +68,7 @@ public struct StatusReport: Sendable, Codable {
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
-                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps,
+                            trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps,
                             containment: Containment.recorded(stateDir: config.stateDir))
     }
 
@@ -78,7 +82,8 @@ public struct StatusReport: Sendable, Codable {
     public func text(now: UTCTime) -> String {
         var lines: [String] = []
         let commit = manifests.commit.map { String($0.prefix(12)) } ?? "not fetched yet"
-        let agent = agentPID.map { "agent running (pid \($0))" } ?? "agent not running"
+        let agent = agentPID.map { agentState == "stopping" ? "agent stopping, draining workers (pid \($0))" : "agent running (pid \($0))" }
+            ?? "agent not running"
         var pass = "no pass yet"
         if let lastPass {
             pass = "last pass \(Self.ago(lastPass.finishedAt, now: now)), " + (lastPass.converged ? "converged" : "not converged")
@@ -94,11 +99,15 @@ public struct StatusReport: Sendable, Codable {
         } else {
             lines.append("manifests commits are not verified (no manifests.verify in the agent config)")
         }
+        if let held = heldRemoval {
+            lines.append("! manifests commit \(held.commit.prefix(12)) removes \(held.removed) of this host's \(held.of) apps: not applied; "
+                         + "they keep serving until 'slipway apply --allow-removals \(held.commit.prefix(12))' (or a commit that restores them)")
+        }
         if let containment { lines.append("builds and workers contained by \(containment)") }
         lines.append("")
         guard !apps.isEmpty else {
             lines.append("no apps yet")
-            return lines.joined(separator: "\n")
+            return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
         }
         var rows = [["APP", "STATE", "DECLARED", "CURRENT", "RELEASES"]]
         for app in apps {
@@ -127,17 +136,20 @@ public struct StatusReport: Sendable, Codable {
                 }
             }
         }
-        return lines.joined(separator: "\n")
+        // Messages and worker STATUS= texts come from apps: no escape sequence reaches the terminal.
+        return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
     }
 
-    /// Per worker: slot, pid, release, state, uptime, restarts, RSS (and its own STATUS=).
+    /// Per worker: slot, pid, release, state, uptime, restarts, RSS, its last health check on
+    /// its own socket and when (and its own STATUS=).
     static func workerLines(_ table: WorkerTable, now: UTCTime) -> [String] {
         var lines = ["  workers" + (table.listen.map { " on \($0)" } ?? "") + (table.generation.map { " · generation \($0)" } ?? "")]
-        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS"]]
+        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS", "HEALTH"]]
         for worker in table.workers {
             let up = worker.state == .backoff ? "-" : String(ago(worker.startedAt, now: now).dropLast(4))
+            let health = worker.health.map { ($0.passed ? "ok " : "failed ") + ago($0.at, now: now) + ($0.passed ? "" : ": \($0.detail)") } ?? "-"
             rows.append(["\(worker.slot)", "\(worker.pid)", worker.release.description, worker.state.rawValue, up,
-                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-"])
+                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-", health])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
         for (index, row) in rows.enumerated() {

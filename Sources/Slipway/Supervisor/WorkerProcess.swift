@@ -206,9 +206,11 @@ final class WorkerProcess: Sendable {
                 exited = true
                 // Anything the worker left running in its group goes with it.
                 signalGroup(SIGKILL)
-                containment?.end()
                 log.note("exited: \(termination.explanation)", worker: label)
                 state.withLock { $0.exit = termination }
+                // After the exit is known (the supervisor must not wait on it): whatever the
+                // worker started, inside or outside its group, ends now.
+                containment?.end()
                 drainDeadline = .now + .seconds(2)
             }
             if let drainDeadline, ContinuousClock.now >= drainDeadline { break }

@@ -205,7 +205,7 @@ import Testing
         let config = try AgentConfig.decode("manifests: {repo: /m.git}\napps_user: www-data\nenv_dir: /srv/env\n", file: "a.yaml", hostname: "h").get()
         #expect(config.appsUser == "www-data" && config.envDir == "/srv/env")
         let defaults = try AgentConfig.decode("manifests: {repo: /m.git}\n", file: "a.yaml", hostname: "h").get()
-        #expect(defaults.appsUser == "slipway" && defaults.envDir == "/etc/slipway/env")
+        #expect(defaults.appsUser == nil && defaults.envDir == "/etc/slipway/env")
         guard case .failure(let problems) = AgentConfig.decode("manifests: {repo: /m.git}\napps_user: root\n", file: "a.yaml", hostname: "h") else {
             Issue.record("root accepted as apps_user")
             return

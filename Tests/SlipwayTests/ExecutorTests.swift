@@ -13,7 +13,7 @@ final class TempDir {
     }
 
     deinit {
-        try? FileOps.removeTree(path)
+        try? SafeTree.remove(path)
     }
 
     func git(_ args: [String]) throws {

@@ -12,7 +12,7 @@ import Testing
     func runner(_ migrate: Migrate, env: [String: String] = [:]) throws -> MigrationRunner {
         try FileManager.default.createDirectory(atPath: dir.path + "/backend", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.path + "/env", withIntermediateDirectories: true)
-        try env.map { "\($0.key)=\($0.value)\n" }.joined().write(toFile: dir.path + "/env/app.env", atomically: true, encoding: .utf8)
+        try env.map { "\($0.key)=\($0.value)\n" }.joined().write(toFile: dir.path + "/env/demo.env", atomically: true, encoding: .utf8)
         var config = AgentConfig(host: "web-1", manifests: .init(repo: "/nowhere"), appsRoot: dir.path + "/apps", stateDir: dir.path + "/state")
         config.envDir = dir.path + "/env"
         // Under root the steps run as an unprivileged account, which must reach the temp dir.
@@ -20,7 +20,7 @@ import Testing
         chmod(dir.path, 0o755)
         let manifest = Manifest(app: AppName("demo")!, source: .init(repo: "/r.git", ref: .name("main")),
                                 env: [.init(name: "FROM_MANIFEST", value: "m"), .init(name: "SECRET", value: "manifest")],
-                                backend: .init(envFile: dir.path + "/env/app.env"), migrate: migrate)
+                                backend: .init(envFile: dir.path + "/env/demo.env"), migrate: migrate)
         let environment = try AppEnvironment.make(manifest: manifest, release: ReleaseID("20261125T120000Z-aaaaaaa")!, sha: "abc",
                                                   config: config)
         return MigrationRunner(migrate: migrate, directory: dir.path + "/backend", environment: environment, logPath: dir.path + "/build.log",

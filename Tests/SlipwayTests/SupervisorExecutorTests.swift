@@ -160,17 +160,29 @@ struct SupervisorExecutorTests {
         _ = start
     }
 
-    @Test func anEnvFileMustBeInsideEnvDirAndNotEscapeByASymlink() throws {
+    @Test func anEnvFileMustBeTheAppsOwnInsideEnvDirAndNotEscapeByASymlink() throws {
         let dir = TempDir()
-        try FileOps.makeDirectories(dir.path + "/env")
+        let app = AppName("app")!
+        try FileOps.makeDirectories(dir.path + "/env/app")
         try FileOps.writeAtomically(Array("A=1\n".utf8), to: dir.path + "/env/app.env")
+        try FileOps.writeAtomically(Array("B=2\n".utf8), to: dir.path + "/env/app/more.env")
+        try FileOps.writeAtomically(Array("API_KEY=billing\n".utf8), to: dir.path + "/env/billing.env")
         try FileOps.writeAtomically(Array("SECRET=x\n".utf8), to: dir.path + "/outside.env")
-        symlink(dir.path + "/outside.env", dir.path + "/env/link.env")
-        #expect(try AppEnvironment.readEnvFile(dir.path + "/env/app.env", envDir: dir.path + "/env") == [.init(name: "A", value: "1")])
-        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/outside.env", envDir: dir.path + "/env") }
-        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/env/link.env", envDir: dir.path + "/env") }
-        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/env/../outside.env", envDir: dir.path + "/env") }
-        #expect(throws: AppEnvironment.Problem.self) { try AppEnvironment.readEnvFile(dir.path + "/env/missing.env", envDir: dir.path + "/env") }
+        symlink(dir.path + "/outside.env", dir.path + "/env/app/link.env")
+        func read(_ path: String) throws -> [Manifest.EnvVar] { try AppEnvironment.readEnvFile(dir.path + path, envDir: dir.path + "/env", app: app) }
+        #expect(try read("/env/app.env") == [.init(name: "A", value: "1")])
+        #expect(try read("/env/app/more.env") == [.init(name: "B", value: "2")])
+        // Another app's secrets, by name: refused whatever the file system says.
+        do {
+            _ = try read("/env/billing.env")
+            Issue.record("app read billing's env_file")
+        } catch {
+            #expect("\(error)".contains("is not app app's: an app's env_file is \(dir.path)/env/app.env or lies in \(dir.path)/env/app/"))
+        }
+        #expect(throws: AppEnvironment.Problem.self) { try read("/outside.env") }
+        #expect(throws: AppEnvironment.Problem.self) { try read("/env/app/link.env") }
+        #expect(throws: AppEnvironment.Problem.self) { try read("/env/app/../billing.env") }
+        #expect(throws: AppEnvironment.Problem.self) { try read("/env/app/missing.env") }
     }
 
     @Test func procReportsStartTimesAndGroupMemory() {

@@ -35,6 +35,8 @@ public final class AgentRuntime: Sendable {
         self.supervisor = Supervisor(config: config, logger: Logger(label: "slipway.supervisor"), metrics: metrics)
         // Wake-ups coalesce: however many arrive during a pass, one more pass follows.
         (wakeups, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        // Issue 16: `slipway status` says how this host contains builds and workers.
+        Containment.record(stateDir: config.stateDir)
     }
 
     /// Asks for a pass as soon as the current one (if any) ends.

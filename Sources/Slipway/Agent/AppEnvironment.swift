@@ -17,13 +17,13 @@ struct AppEnvironment: Sendable {
     static func make(manifest: Manifest, release: ReleaseID, sha: String?, config: AgentConfig) throws -> AppEnvironment {
         let account: AppAccount?
         do {
-            account = try AppAccount.forApp(declared: manifest.backend?.user, fallback: config.appsUser)
+            account = try AppAccount.forApp(manifest.app, declared: manifest.backend?.user, config: config)
         } catch {
             throw Problem(description: "\(error)")
         }
         var declared = manifest.env
         if let path = manifest.backend?.envFile {
-            declared = WorkerGeneration.merge(try readEnvFile(path, envDir: config.envDir), over: declared)
+            declared = WorkerGeneration.merge(try readEnvFile(path, envDir: config.envDir, app: manifest.app), over: declared)
         }
         var variables: [String: String] = [
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -41,11 +41,16 @@ struct AppEnvironment: Sendable {
         return AppEnvironment(account: account, declared: declared, variables: variables)
     }
 
-    /// Reads an env_file, which must be a regular file directly or deeper inside `env_dir`,
-    /// reached without following a symlink out of it.
-    static func readEnvFile(_ path: String, envDir: String) throws -> [Manifest.EnvVar] {
+    /// Reads an env_file, which must be the app's own: `env_dir/<app>.env` or a regular file in
+    /// `env_dir/<app>/`, reached without following a symlink out of env_dir. No app can name
+    /// another app's file (their secrets).
+    static func readEnvFile(_ path: String, envDir: String, app: AppName) throws -> [Manifest.EnvVar] {
         guard path.hasPrefix(envDir + "/") else {
             throw Problem(description: "backend.env_file \(path) is outside the agent's env_dir \(envDir); put it there (env_dir is set in agent.yaml)")
+        }
+        guard path == "\(envDir)/\(app).env" || path.hasPrefix("\(envDir)/\(app)/") else {
+            throw Problem(description: "backend.env_file \(path) is not app \(app)'s: an app's env_file is \(envDir)/\(app).env "
+                          + "or lies in \(envDir)/\(app)/ (no app reads another app's secrets)")
         }
         guard let real = realpath(path, nil) else {
             throw Problem(description: "backend.env_file \(path) cannot be read: \(String(cString: strerror(errno)))")
@@ -56,8 +61,9 @@ struct AppEnvironment: Sendable {
             defer { free(pointer) }
             return String(cString: pointer)
         } ?? envDir
-        guard resolved.hasPrefix(realDir + "/"), FileOps.lstatMode(resolved) == S_IFREG else {
-            throw Problem(description: "backend.env_file \(path) is not a regular file inside \(envDir)")
+        let ownsResolved = resolved == "\(realDir)/\(app).env" || resolved.hasPrefix("\(realDir)/\(app)/")
+        guard ownsResolved, FileOps.lstatMode(resolved) == S_IFREG else {
+            throw Problem(description: "backend.env_file \(path) is not a regular file of app \(app)'s inside \(envDir) (a symlink out of it, or '..')")
         }
         guard let bytes = FileOps.readFile(resolved, limit: 1 << 20) else {
             throw Problem(description: "backend.env_file \(path) cannot be read (or is over 1 MiB)")

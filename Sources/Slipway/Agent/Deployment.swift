@@ -66,8 +66,11 @@ struct Deployment {
                 ])
             }
             try await timed(.build) {
-                try await build(in: source, id: id, staging: stagingDir, logPath: logPath)
-                try assemble(staging: stagingDir)
+                let account = try appAccount()
+                try store.restrict(stagingDir, to: account)
+                try await build(in: source, id: id, staging: stagingDir, logPath: logPath, account: account)
+                try seal(source)
+                try assemble(staging: stagingDir, account: account)
             }
             try checkSuperseded()
             let workers = try workerTarget(id)
@@ -99,7 +102,7 @@ struct Deployment {
                 }
                 try store.switchCurrent(to: id)
             }
-            try? FileOps.removeTree(stagingDir)
+            try? SafeTree.remove(stagingDir)
             staging = nil
             if let supervisor, let workers {
                 let app = await supervisor.supervisor(for: name)
@@ -136,7 +139,7 @@ struct Deployment {
             return DeployOutcome(release: id, sha: app.sourceSHA, result: .succeeded, failedStage: contractFailure.map { _ in .contract },
                                  error: contractFailure, logPath: FileOps.exists(logPath) ? logPath : nil, stages: timings, finishedAt: .now)
         } catch {
-            if let staging { try? FileOps.removeTree(staging) }
+            if let staging { try? SafeTree.remove(staging) }
             let failure = error as? StageFailure ?? StageFailure(stage: .fetch, message: "\(error)")
             let published = store.releaseIDs().contains(id)
             return DeployOutcome(release: published ? id : nil, sha: app.sourceSHA, result: .failed, failedStage: failure.stage,
@@ -217,7 +220,17 @@ struct Deployment {
         return StageFailure(stage: stage, message: message)
     }
 
-    private func build(in source: String, id: ReleaseID, staging: String, logPath: String) async throws {
+    /// The account the app's code runs as (nil when the agent is not root); see `AppAccount.forApp`.
+    private func appAccount() throws -> AppAccount? {
+        do {
+            guard let config else { throw AppAccount.Refused(description: "builds need the agent's configuration") }
+            return try AppAccount.forApp(app.manifest.app, declared: app.manifest.backend?.user, config: config, manifestPath: app.manifestPath)
+        } catch {
+            throw StageFailure(stage: .build, message: "\(error)")
+        }
+    }
+
+    private func build(in source: String, id: ReleaseID, staging: String, logPath: String, account: AppAccount?) async throws {
         var steps: [(step: String, command: String)] = []
         if let command = app.manifest.frontend?.build { steps.append(("frontend", command)) }
         if let command = app.manifest.backend?.build { steps.append(("backend", command)) }
@@ -226,20 +239,16 @@ struct Deployment {
         for variable in app.manifest.env { environment[variable.name] = variable.value }
         let log = try BuildLog.create(at: logPath, maxBytes: config?.buildLogMax ?? AgentConfig.defaultBuildLogMax)
         defer { log.close() }
-        let account: AppAccount?
-        do {
-            account = try AppAccount.forApp(declared: app.manifest.backend?.user, fallback: config?.appsUser ?? AgentConfig.defaultAppsUser)
-        } catch {
-            throw StageFailure(stage: .build, message: "\(error)")
-        }
         if let account {
             environment["HOME"] = account.home
             environment["USER"] = account.name
             // The build may write in its tree; the files it did not make stay read-only to it.
-            FileOps.changeOwner(source, uid: account.uid, gid: account.gid, directoriesOnly: true)
+            do {
+                try SafeTree.giveDirectories(source, to: (account.uid, account.gid))
+            } catch {
+                throw StageFailure(stage: .build, message: "handing the source tree to \(account.name): \(error)")
+            }
         }
-        // Once built, the release belongs to the agent: the app's workers can read it, not change it.
-        defer { if account != nil { FileOps.changeOwner(source, uid: geteuid(), gid: getegid()) } }
         do {
             try await BuildRunner(account: account).run(steps, in: source, environment: environment, timeout: app.manifest.buildTimeout, log: log)
         } catch let failure as BuildRunner.Failure {
@@ -247,21 +256,44 @@ struct Deployment {
         }
     }
 
+    /// Once built, the tree belongs to the agent: the app's workers can read it, not change it
+    /// (see `SafeTree.seal`: modes lose group/other write and setuid/setgid, foreign hard links
+    /// are copied). Done before anything in it is looked at, so nothing changes under the checks.
+    private func seal(_ source: String) throws {
+        do {
+            let report = try SafeTree.seal(source)
+            if report != SafeTree.SealReport() {
+                logger.info("sealed the built tree", metadata: [
+                    "stage": "build", "modes_changed": "\(report.modesChanged)", "copied": "\(report.copied)", "removed": "\(report.removed)",
+                ])
+            }
+        } catch {
+            throw StageFailure(stage: .build, message: "taking the built tree back from the build: \(error)")
+        }
+    }
+
     /// Lays the release out beside the source: frontend/, backend/ (with shared dirs linked in).
-    private func assemble(staging: String) throws {
+    private func assemble(staging: String, account: AppAccount?) throws {
         let source = staging + "/src"
         let release = staging + "/release"
         try FileOps.makeDirectory(release)
         if let frontend = app.manifest.frontend {
             let output = try ReleaseLayoutCheck.directory(frontend.output, in: source, what: "frontend.output")
+            do {
+                try FrontendOutputLinks.settle(output: output, declared: frontend.output)
+            } catch let refused as FrontendOutputLinks.Refused {
+                throw StageFailure(stage: .build, message: refused.description)
+            }
             guard rename(output, release + "/frontend") == 0 else { throw SystemError("moving frontend output", path: output) }
         }
         if let backend = app.manifest.backend {
             let dir = try ReleaseLayoutCheck.directory(backend.dir, in: source, what: "backend.dir")
             guard rename(dir, release + "/backend") == 0 else { throw SystemError("moving backend", path: dir) }
             for path in app.manifest.shared {
-                try linkShared(path, into: release + "/backend")
+                try linkShared(path, into: release + "/backend", account: account)
             }
+            // The backend is the app's alone: its account's group may read it, other apps may not.
+            try store.restrict(release + "/backend", to: account)
         }
     }
 
@@ -278,13 +310,15 @@ struct Deployment {
     }
 
     /// `backend/<path>` becomes a symlink to `<app>/shared/<path>`, replacing whatever the source had there.
-    private func linkShared(_ path: RelativePath, into backend: String) throws {
+    private func linkShared(_ path: RelativePath, into backend: String, account: AppAccount?) throws {
         let target = store.layout.shared + "/" + path.value
-        try FileOps.makeDirectories(target)
+        try store.makeShared(for: account)
+        // shared/ is the app's to write: nothing in it is reached through a link it planted.
+        try SafeTree.makeDirectories(path.components, under: store.layout.shared, owner: account.map { ($0.uid, $0.gid) })
         let link = backend + "/" + path.value
         let parent = String(link[..<link.lastIndex(of: "/")!])
         try FileOps.makeDirectories(parent)
-        try FileOps.removeTree(link)
+        try SafeTree.remove(link)
         guard symlink(target, link) == 0 else { throw SystemError("linking shared directory", path: link) }
     }
 

@@ -5,6 +5,9 @@ import Foundation
 /// be signalled together and nothing it leaves behind outlives it.
 struct ChildProcess: Sendable {
     let pid: pid_t
+    /// The app's code (a build or migrate step run as its account) lives in its own
+    /// containment, ended with the step: nothing it started outlives it.
+    var containment: Containment?
 
     enum Termination: Sendable, Equatable {
         case exited(Int32)
@@ -29,9 +32,18 @@ struct ChildProcess: Sendable {
     static func spawnShell(_ command: String, in directory: String, environment: [String: String], outputFD: Int32,
                            account: AppAccount? = nil) throws -> ChildProcess {
         let shell = ["/bin/sh", "-c", command]
-        let argv = account.map { $0.wrap(shell) } ?? shell
+        let containment = account.map { _ in Containment.make("step") }
+        var argv = account.map { $0.wrap(shell) } ?? shell
+        if let containment { argv = containment.wrap(argv) }
         let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        return try spawn(argv: argv, environment: envp, directory: directory, stdout: outputFD, stderr: outputFD)
+        do {
+            var child = try spawn(argv: argv, environment: envp, directory: directory, stdout: outputFD, stderr: outputFD)
+            child.containment = containment
+            return child
+        } catch {
+            containment?.end()
+            throw error
+        }
     }
 
     static func spawn(argv: [String], environment: [String], directory: String, stdout: Int32, stderr: Int32) throws -> ChildProcess {
@@ -61,6 +73,7 @@ struct ChildProcess: Sendable {
         while true {
             if let status = reap() {
                 signalGroup(SIGKILL)
+                containment?.end()
                 return status
             }
             if Task.isCancelled || clock.now >= deadline {
@@ -91,6 +104,7 @@ struct ChildProcess: Sendable {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }.value
+        containment?.end()
     }
 
     private func reap() -> Termination? {

@@ -20,7 +20,7 @@ struct FrontendArchive {
         try FileOps.makeDirectories(layout.archives)
         let name = "a\(UTCTime.now.millisecondsSinceEpoch)-\(getpid())"
         let building = layout.archives + "/" + name
-        try FileOps.removeTree(building)
+        try SafeTree.remove(building)
         try FileOps.makeDirectory(building)
         for id in withFrontend {
             try linkTree(from: layout.release(id) + "/frontend", to: building)
@@ -29,27 +29,12 @@ struct FrontendArchive {
         try FileOps.replaceSymlink(at: layout.frontendArchive, pointingTo: ".slipway/archive/" + name)
         // Older trees: nginx resolves the symlink per request, so nothing points at them any more.
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: layout.archives)) ?? [] where entry != name {
-            try? FileOps.removeTree(layout.archives + "/" + entry)
+            try? SafeTree.remove(layout.archives + "/" + entry)
         }
     }
 
     /// Hardlinks every regular file under `source` into `destination` (replacing older ones).
     private func linkTree(from source: String, to destination: String) throws {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? [] where name != Self.marker {
-            let from = source + "/" + name, to = destination + "/" + name
-            switch FileOps.lstatMode(from) {
-            case S_IFDIR?:
-                if FileOps.lstatMode(to) != S_IFDIR {
-                    try FileOps.removeTree(to)
-                    try FileOps.makeDirectory(to)
-                }
-                try linkTree(from: from, to: to)
-            case S_IFREG?:
-                unlink(to)
-                guard link(from, to) == 0 else { throw SystemError("linking into the frontend archive", path: to) }
-            default:
-                continue  // symlinks and anything else are not served from the archive
-            }
-        }
+        try SafeTree.linkFiles(from: DirectoryHandle.open(source), to: DirectoryHandle.open(destination), skipping: EntryName(Self.marker))
     }
 }

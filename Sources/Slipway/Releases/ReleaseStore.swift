@@ -48,7 +48,7 @@ public struct ReleaseStore: Sendable {
     /// `census`: the pass's one scan of marked processes (a fresh scan when nil).
     func cleanUpInterrupted(census: StaleBuilds.Census? = nil) throws {
         StaleBuilds.kill(under: layout.staging, census: census)
-        try FileOps.removeTree(layout.staging)
+        try SafeTree.remove(layout.staging)
         try emptyTrash()
         for name in (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? [] where name.hasPrefix(".current.tmp") {
             unlink(layout.root + "/" + name)
@@ -59,9 +59,34 @@ public struct ReleaseStore: Sendable {
     func makeStaging(for id: ReleaseID) throws -> String {
         let path = layout.staging + "/" + id.description
         try FileOps.makeDirectories(layout.staging)
-        try FileOps.removeTree(path)
+        try SafeTree.remove(path)
         try FileOps.makeDirectory(path)
         return path
+    }
+
+    /// Makes a root-owned directory readable only by the agent and `account`'s group (the app's
+    /// build and workers), so another app's account cannot read the app's tree; also closes the
+    /// agent's own `.slipway/` to listing (nginx still traverses it to the frontend archive)
+    /// and its objects to everyone but root (releases reach them through their own links).
+    func restrict(_ path: String, to account: AppAccount?) throws {
+        guard let account, geteuid() == 0 else { return }
+        let directory = try DirectoryHandle.open(path)
+        try directory.set(owner: (0, account.gid), mode: 0o750)
+        chmod(layout.internalDir, 0o711)
+        if FileOps.isDirectory(layout.objects) { chmod(layout.objects, 0o700) }
+    }
+
+    /// `shared/`: the app's own account owns it (0750), so its workers write there and other
+    /// apps' accounts cannot read it. Made once; never walked by root.
+    func makeShared(for account: AppAccount?) throws {
+        try FileOps.makeDirectories(layout.root)
+        let made = mkdir(layout.shared, 0o750) == 0
+        if !made && errno != EEXIST { throw SystemError("creating directory", path: layout.shared) }
+        guard let account, geteuid() == 0 else { return }
+        let shared = try DirectoryHandle.open(layout.shared)
+        let info = try shared.status()
+        // An existing shared/ is given over once (a root-owned one from before per-app accounts).
+        if made || info.st_uid == 0 { try shared.set(owner: (account.uid, account.gid), mode: 0o750) }
     }
 
     /// Moves a complete release directory into `releases/` in one rename.
@@ -137,7 +162,7 @@ public struct ReleaseStore: Sendable {
     /// Deletes pruned releases for good, then the stored objects only they used.
     public func emptyTrash() throws {
         guard FileOps.exists(layout.trash) else { return }
-        try FileOps.removeTree(layout.trash)
+        try SafeTree.remove(layout.trash)
         ObjectStore(root: layout.objects).collectGarbage()
     }
 

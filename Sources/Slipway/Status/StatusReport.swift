@@ -15,6 +15,9 @@ public struct StatusReport: Sendable, Codable {
     /// A manifests commit whose removals wait for `slipway apply --allow-removals`.
     public var heldRemoval: RemovalPolicy.MassRemoval?
     public var apps: [App]
+    /// How the agent keeps builds and workers from leaving processes behind (issue 16): a cgroup
+    /// v2 or process groups only; nil before a root agent ran here.
+    public var containment: String?
 
     public struct Manifests: Sendable, Codable {
         public var repo: String
@@ -68,7 +71,8 @@ public struct StatusReport: Sendable, Codable {
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit,
                                             fetchError: state.manifestsFetchError),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
-                            trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps)
+                            trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps,
+                            containment: Containment.recorded(stateDir: config.stateDir))
     }
 
     public func json() throws -> String {
@@ -105,6 +109,7 @@ public struct StatusReport: Sendable, Codable {
             lines.append("! manifests commit \(held.commit.prefix(12)) removes \(held.removed) of this host's \(held.of) apps: not applied; "
                          + "they keep serving until 'slipway apply --allow-removals \(held.commit.prefix(12))' (or a commit that restores them)")
         }
+        if let containment { lines.append("builds and workers contained by \(containment)") }
         lines.append("")
         guard !apps.isEmpty else {
             lines.append("no apps yet")

@@ -256,15 +256,19 @@ actor AppSupervisor {
         environment[WorkerMarker.variable] = WorkerMarker.value(stateDir: stateDir, app: app)
         environment["SLIPWAY_WORKER"] = String(slot)
         let shell = ["/bin/sh", "-c", WorkerCommand.shellLine(target.workers.command)]
-        let argv = target.account.map { $0.wrap(shell) } ?? shell
+        var argv = target.account.map { $0.wrap(shell) } ?? shell
+        // Issue 16: the worker and whatever it forks live and die together.
+        let containment = target.account.map { _ in Containment.make("w\(slot)") }
+        if let containment { argv = containment.wrap(argv) }
         do {
             return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
                                                  listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,
                                                  generation: target.id, release: target.generation.release,
-                                                 display: target.workers.command))
+                                                 display: target.workers.command, containment: containment))
         } catch {
             notify?.close()
             own?.close()
+            containment?.end()
             throw error
         }
     }

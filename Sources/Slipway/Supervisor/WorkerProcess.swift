@@ -42,6 +42,8 @@ final class WorkerProcess: Sendable {
         var release: ReleaseID
         /// The command as the manifest wrote it, for the log.
         var display: String
+        /// Issue 16: the worker's whole process tree, ended when the worker exits.
+        var containment: Containment? = nil
     }
 
     private init(pid: pid_t, launch: Launch) {
@@ -84,7 +86,7 @@ final class WorkerProcess: Sendable {
         let (stdout, stderr) = (out[0], err[0])
         let pidfd = slipway_pidfd_open(pid)
         let thread = Thread { [worker] in
-            worker.watch(stdout: stdout, stderr: stderr, pidfd: pidfd, notify: launch.notify, log: launch.log)
+            worker.watch(stdout: stdout, stderr: stderr, pidfd: pidfd, notify: launch.notify, log: launch.log, containment: launch.containment)
         }
         thread.name = "worker \(worker.label)"
         thread.start()
@@ -150,7 +152,7 @@ final class WorkerProcess: Sendable {
 
     // MARK: The watcher thread
 
-    private func watch(stdout: Int32, stderr: Int32, pidfd: Int32, notify: NotifySocket?, log: WorkerLog) {
+    private func watch(stdout: Int32, stderr: Int32, pidfd: Int32, notify: NotifySocket?, log: WorkerLog, containment: Containment?) {
         var streams: [(fd: Int32, name: String, pending: [UInt8])] = [(stdout, "out", []), (stderr, "err", [])]
         var exited = false
         var drainDeadline: ContinuousClock.Instant?
@@ -206,6 +208,9 @@ final class WorkerProcess: Sendable {
                 signalGroup(SIGKILL)
                 log.note("exited: \(termination.explanation)", worker: label)
                 state.withLock { $0.exit = termination }
+                // After the exit is known (the supervisor must not wait on it): whatever the
+                // worker started, inside or outside its group, ends now.
+                containment?.end()
                 drainDeadline = .now + .seconds(2)
             }
             if let drainDeadline, ContinuousClock.now >= drainDeadline { break }

@@ -43,36 +43,6 @@ enum FileOps {
         }
     }
 
-    /// Removes a file, a symlink or a whole directory tree, never following symlinks.
-    static func removeTree(_ path: String) throws {
-        guard let kind = lstatMode(path) else { return }
-        if kind == S_IFDIR {
-            // Directories made read-only by a build would block unlinking their entries.
-            chmod(path, 0o700)
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
-                try removeTree(path + "/" + name)
-            }
-            if rmdir(path) != 0 && errno != ENOENT { throw SystemError("removing directory", path: path) }
-        } else if unlink(path) != 0 && errno != ENOENT {
-            throw SystemError("removing", path: path)
-        }
-    }
-
-    /// Gives every entry under `path` (not following symlinks) to `uid:gid`; with
-    /// `directoriesOnly`, only the directories (files stay as they are, e.g. shared read-only objects).
-    static func changeOwner(_ path: String, uid: uid_t, gid: gid_t, directoriesOnly: Bool = false) {
-        guard let kind = lstatMode(path) else { return }
-        if kind == S_IFDIR {
-            lchown(path, uid, gid)
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
-                changeOwner(path + "/" + name, uid: uid, gid: gid, directoriesOnly: directoriesOnly)
-            }
-        } else if !directoriesOnly {
-            var info = stat()
-            if lstat(path, &info) == 0, info.st_uid != uid || info.st_gid != gid { lchown(path, uid, gid) }
-        }
-    }
-
     /// Points the symlink at `path` to `target` in one step: a link under a temp name beside it,
     /// then rename(2) over it, so a reader sees the old target or the new one, never neither.
     static func replaceSymlink(at path: String, pointingTo target: String) throws {

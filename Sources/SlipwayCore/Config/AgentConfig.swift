@@ -43,9 +43,14 @@ public struct AgentConfig: Sendable, Equatable {
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
-    /// The account builds and workers run as when the agent runs as root and the manifest names
-    /// no `backend.user`.
-    public var appsUser: String = AgentConfig.defaultAppsUser
+    /// `apps_user`: one account shared by every app that names no `backend.user`, when the
+    /// operator sets it; nil (the default): each app runs as its own `slipway-<app>`.
+    public var appsUser: String?
+    // MARK: issue 16 (accounts, local repo roots): kept apart from the other sections.
+    /// `accounts:`: which accounts apps may run as, and with which privileges.
+    public var accounts = AccountPolicy()
+    /// `git.local_roots`: where local source repos may lie.
+    public var localRepoRoots = LocalRepoRoots.default
     /// The only directory `backend.env_file` may name a file in: a manifest pusher must not be
     /// able to make the agent read any file it likes into an app's environment.
     public var envDir: String = AgentConfig.defaultEnvDir
@@ -68,7 +73,6 @@ public struct AgentConfig: Sendable, Equatable {
         }
     }
 
-    public static let defaultAppsUser = "slipway"
     public static let defaultEnvDir = "/etc/slipway/env"
 
     /// Run after every deploy ends, success or failure (`on_deploy:`).
@@ -148,7 +152,7 @@ public struct AgentConfig: Sendable, Equatable {
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
                                                               "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx",
                                               "api", "build_log_max", "removal_grace",
-                                              "git"]) else { return nil }
+                                              "accounts", "git"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -210,7 +214,7 @@ public struct AgentConfig: Sendable, Equatable {
         }
         let socketPath = absolute("socket", default: stateDir + "/agent.sock")
         let envDir = absolute("env_dir", default: defaultEnvDir)
-        var appsUser = defaultAppsUser
+        var appsUser: String?
         if let node = top["apps_user"], let name = reader.nonEmptyString(node, "apps_user") {
             if name == "root" || !AccountName.isValid(name) {
                 reader.report("apps_user must be an unprivileged account name, not '\(name)'", at: node.mark,
@@ -282,6 +286,9 @@ public struct AgentConfig: Sendable, Equatable {
                 reader.report("build_log_max must be a size of at least 64K, not '\(text)'", at: node.mark, hint: "for example 32M (the default) or 256M")
             }
         }
+        // issue 16: accounts and local repo roots.
+        if let node = top["accounts"] { config.accounts = AccountPolicy.decode(node, reader: reader) }
+        if let node = top["git"] { config.localRepoRoots = decodeLocalRoots(node, reader: reader) }
         if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
             reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,
                           hint: "give it 'secret_file', or set notify.secret_file")
@@ -312,5 +319,20 @@ public struct AgentConfig: Sendable, Equatable {
         }
         return DeployHook(command: command, webhook: webhook, secretFile: secretFile,
                           timeout: timeout ?? (command != nil ? .seconds(30) : .seconds(5)), retries: retries)
+    }
+
+    // MARK: `git.local_roots`; the other `git:` keys are `GitConfig`'s, which reports unknown ones.
+    static func decodeLocalRoots(_ node: YAMLNode, reader: FieldReader) -> LocalRepoRoots {
+        guard case .mapping(let pairs) = node.content,
+              let list = pairs.first(where: { $0.key == "local_roots" }).flatMap({ reader.stringList($0.value, "git.local_roots") }) else { return .default }
+        var roots: [String] = []
+        for (path, mark) in list {
+            if path.hasPrefix("/"), !path.split(separator: "/").contains("..") {
+                roots.append(path)
+            } else {
+                reader.report("git.local_roots: '\(path)' must be an absolute path without '..'", at: mark, hint: "for example /srv/git")
+            }
+        }
+        return LocalRepoRoots(roots: roots)
     }
 }

@@ -48,7 +48,7 @@ public struct GitConfig: Sendable, Equatable {
 
     static func decode(_ node: YAMLNode, reader: FieldReader) -> GitConfig {
         var config = GitConfig()
-        guard let fields = reader.fields(of: node, named: "git", known: ["ssh", "ca_file", "credentials"]) else { return config }
+        guard let fields = reader.fields(of: node, named: "git", known: ["ssh", "ca_file", "credentials", "local_roots"]) else { return config }
         func absolutePath(_ node: YAMLNode, _ what: String, example: String) -> String? {
             guard let text = reader.nonEmptyString(node, what) else { return nil }
             guard text.hasPrefix("/"), !text.split(separator: "/").contains("..") else {

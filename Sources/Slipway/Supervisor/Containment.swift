@@ -1,0 +1,133 @@
+import Foundation
+
+/// Where every process of one build step, migrate step or worker lives, so that they all end
+/// together whatever they do to get away (`setsid`, `env -i`, a double fork): a cgroup v2 of its
+/// own, emptied at once with `cgroup.kill`. Where the host has no writable cgroup2 the agent
+/// falls back to its process-group kill (and the stale-build marker), which a process that
+/// leaves the session and clears its environment escapes: `slipway status` says which.
+final class Containment: Sendable {
+    enum Mechanism: Sendable, Equatable, CustomStringConvertible {
+        /// Under this cgroup2 directory (the agent's own delegated cgroup, or `<cgroup2>/slipway`).
+        case cgroup(String)
+        /// No writable cgroup2: process groups only.
+        case processGroup
+
+        var description: String {
+            switch self {
+            case .cgroup(let base): return "cgroup v2 (\(base))"
+            case .processGroup: return "process groups only (no writable cgroup v2: a process that leaves its session can outlive a build)"
+            }
+        }
+    }
+
+    static let mechanism: Mechanism = detect()
+
+    /// This containment's cgroup directory; nil with process groups only.
+    let directory: String?
+
+    private init(directory: String?) {
+        self.directory = directory
+    }
+
+    /// A fresh, empty containment for one process tree; `label` names it (`build`, `w0`...).
+    static func make(_ label: String) -> Containment {
+        guard case .cgroup(let base) = mechanism else { return Containment(directory: nil) }
+        let path = "\(base)/\(label)-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+        guard mkdir(path, 0o755) == 0 else { return Containment(directory: nil) }
+        return Containment(directory: path)
+    }
+
+    /// `argv` started so that its first act, still as root and before it runs anything of the
+    /// app's, is to move itself into this containment; everything it starts is born inside.
+    func wrap(_ argv: [String]) -> [String] {
+        guard let directory else { return argv }
+        return ["/bin/sh", "-c", "echo $$ > '\(directory)/cgroup.procs' || exit 125; exec \"$@\"", "slipway-contain"] + argv
+    }
+
+    /// Kills everything still in the containment and removes it; returns once it is empty
+    /// (or after `timeout`, leaving it for the next pass's clean-up).
+    func end(timeout: Duration = .seconds(5)) {
+        guard let directory else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if Self.isEmpty(directory) {
+                if rmdir(directory) == 0 || errno == ENOENT { return }
+            } else {
+                Self.write("1", to: directory + "/cgroup.kill")
+            }
+            usleep(10_000)
+        }
+    }
+
+    static func recordPath(stateDir: String) -> String { stateDir + "/containment" }
+
+    /// Writes the host's mechanism where `slipway status` (which may not run as root) reads it.
+    static func record(stateDir: String) {
+        guard geteuid() == 0 else { return }
+        try? FileOps.makeDirectories(stateDir)
+        try? FileOps.writeAtomically(Array(mechanism.description.utf8), to: recordPath(stateDir: stateDir))
+    }
+
+    /// What the running agent recorded, if it did.
+    static func recorded(stateDir: String) -> String? {
+        FileOps.readFile(recordPath(stateDir: stateDir)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The pids in it now.
+    var processes: [pid_t] {
+        guard let directory, let bytes = FileOps.readFile(directory + "/cgroup.procs") else { return [] }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    private static func write(_ text: String, to path: String) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        try? FileOps.writeAll(fd, Array(text.utf8), path: path)
+        close(fd)
+    }
+
+    private static func isEmpty(_ directory: String) -> Bool {
+        guard let bytes = FileOps.readFile(directory + "/cgroup.procs") else { return true }
+        return bytes.allSatisfy { $0 == 0x0a }
+    }
+
+    /// The cgroup2 mount (from /proc/self/mountinfo) and a directory below it the agent may make
+    /// children in: its own cgroup when systemd delegated it (`Delegate=yes`), else `slipway/`
+    /// at the top (a root agent outside systemd, or a hybrid host's `/sys/fs/cgroup/unified`).
+    static func detect() -> Mechanism {
+        guard let mount = cgroup2Mount() else { return .processGroup }
+        var candidates: [String] = []
+        if let own = ownCgroup(), own != "/" { candidates.append(mount + own) }
+        candidates.append(mount + "/slipway")
+        for base in candidates {
+            if mkdir(base, 0o755) != 0 && errno != EEXIST { continue }
+            let probe = "\(base)/probe-\(getpid())"
+            guard mkdir(probe, 0o755) == 0 || errno == EEXIST else { continue }
+            let killable = access(probe + "/cgroup.kill", W_OK) == 0
+            rmdir(probe)
+            if killable { return .cgroup(base) }
+        }
+        return .processGroup
+    }
+
+    private static func cgroup2Mount() -> String? {
+        guard let bytes = FileOps.readFile("/proc/self/mountinfo") else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            // `id parent major:minor root mountpoint options... - fstype source superoptions`
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            if fields.count > 4 { return String(fields[4]) }
+        }
+        return nil
+    }
+
+    private static func ownCgroup() -> String? {
+        guard let bytes = FileOps.readFile("/proc/self/cgroup") else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("0::") {
+            return String(line.dropFirst(3))
+        }
+        return nil
+    }
+}

@@ -23,6 +23,7 @@ struct SlipwayCommand: AsyncParsableCommand {
         subcommands: [
             AgentCommand.self, ValidateCommand.self, StatusCommand.self, ReleasesCommand.self,
             DeployCommand.self, RollbackCommand.self, ReloadCommand.self, LogsCommand.self, TrustCommand.self, NotifyCommand.self,
+            CacheCommand.self,
         ]
     )
 }

@@ -117,6 +117,8 @@ final class FrameworkApp {
         var retrying: LoadRun.Summary
         var nonRetrying: LoadRun.Summary
         var viaNginx: LoadRun.Summary?
+        /// One keep-alive client after the deploys (set by the caller).
+        var steady: LoadRun.Summary?
     }
 
     func deploysUnderLoad(_ count: Int, path: String = "/api/hello", threads: Int = 2) throws -> Matrix {

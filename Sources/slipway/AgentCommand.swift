@@ -48,10 +48,13 @@ struct AgentCommand: AsyncParsableCommand {
             logger.info("agent starting", metadata: ["host": "\(config.host)", "manifests": "\(config.manifests.repo)",
                                                      "branch": "\(config.manifests.branch)", "pid": "\(getpid())"])
             let runtime = AgentRuntime(config: config)
-            // The agent loop first: on shutdown it stops first (cancelling a build), then the API.
+            // A ServiceGroup shuts its services down in reverse order, each after the one behind it
+            // has finished. The agent loop is last in the list, so on SIGTERM it stops first
+            // (cancelling a build, draining hooks, then workers) while the API, first in the list,
+            // keeps answering /healthz and status ("stopping") until everything else is done.
             let services: [ServiceGroupConfiguration.ServiceConfiguration] =
-                [.init(service: AgentService(runtime: runtime, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)]
-                + AgentAPI.services(runtime: runtime, logger: logger).map { .init(service: $0) }
+                AgentAPI.services(runtime: runtime, logger: logger).map { .init(service: $0) }
+                + [.init(service: AgentService(runtime: runtime, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)]
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

@@ -147,7 +147,7 @@ final class DeployFollower: @unchecked Sendable {
     private func emit(_ line: String) {
         let time = UTCTime.now.iso8601.dropFirst(11).prefix(8)
         let prefix = tty ? "\r\u{1B}[K" : ""
-        FileHandle.standardOutput.write(Data("\(prefix)\(time)  \(line)\n".utf8))
+        FileHandle.standardOutput.write(Data("\(prefix)\(time)  \(TerminalText.escaped(line, keepNewlines: true))\n".utf8))
     }
 
     static func elapsed(_ milliseconds: Int64?) -> String {

@@ -47,13 +47,13 @@ struct LogsCommand: AsyncParsableCommand {
             guard reader.exists || follow else {
                 throw CLIError("no worker log for \(name) at \(path): the app has not run workers on this host")
             }
-            for line in reader.lastLines(max(0, n)) { print(line) }
+            for line in reader.lastLines(max(0, n)) { print(TerminalText.escaped(line)) }
             guard follow else { return }
             var position = reader.end()
             while !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(200))
                 let (lines, next) = reader.read(from: position)
-                for line in lines { print(line) }
+                for line in lines { print(TerminalText.escaped(line)) }
                 FileHandle.standardOutput.synchronizeFile()
                 position = next
             }
@@ -77,6 +77,6 @@ struct LogsCommand: AsyncParsableCommand {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         print("==> \(path)")
-        print(lines.suffix(max(0, n) + 1).joined(separator: "\n"), terminator: text.hasSuffix("\n") ? "" : "\n")
+        print(TerminalText.escaped(lines.suffix(max(0, n) + 1).joined(separator: "\n"), keepNewlines: true), terminator: text.hasSuffix("\n") ? "" : "\n")
     }
 }

@@ -62,6 +62,28 @@ struct FailureTests {
         #expect(f.releases().isEmpty)
     }
 
+    /// A build that writes 1 GB: the log stops at build_log_max (head and tail kept), the build
+    /// runs to its end and the deploy succeeds.
+    @Test func aBuildThatFloodsItsLogIsCappedAndStillDeploys() throws {
+        let f = try Fixture()
+        let sha = try f.commitSource(["index.html": "flood"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: sha, backendBuild: "yes slipway-flood | head -c 1073741824; echo FLOOD-DONE > BUILT"))
+        let result = try f.pass(timeout: 300)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(f.currentFile("frontend/index.html") == "flood")
+        #expect(f.currentFile("backend/BUILT") == "FLOOD-DONE\n")
+        let logs = try FileManager.default.contentsOfDirectory(atPath: f.stateDir + "/logs/demo").filter { $0.hasSuffix(".build.log") }
+        let log = f.stateDir + "/logs/demo/" + (try #require(logs.first))
+        let size = (try FileManager.default.attributesOfItem(atPath: log)[.size] as? NSNumber)?.intValue ?? 0
+        #expect(size > 30 << 20 && size <= (32 << 20) + 4096, "the build log is \(size) bytes")
+        let tail = try #require(FileHandle(forReadingAtPath: log))
+        defer { try? tail.close() }
+        try tail.seek(toOffset: UInt64(size - (1 << 20) - 300))
+        let end = String(decoding: tail.readDataToEndOfFile(), as: UTF8.self)
+        #expect(end.contains("bytes of output cut here"))
+        #expect(end.contains("==> backend build exited with status 0 after"), "\(end.suffix(300))")
+    }
+
     @Test func anInvalidManifestKeepsCurrentAndPointsAtTheMistake() throws {
         let f = try Fixture()
         let sha = try f.commitSource(["index.html": "good"])

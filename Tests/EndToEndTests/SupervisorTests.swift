@@ -211,6 +211,49 @@ struct SupervisorTests {
         #expect(app.workerLog.contains("stopping all workers: the agent is stopping"))
     }
 
+    /// A worker's STATUS= text is the app's: `slipway status` shows its escape sequences, never obeys them.
+    @Test func aWorkersStatusTextWithEscapeSequencesIsShownEscaped() throws {
+        let hostile = "\u{1B}]0;owned\u{07}\u{1B}[2Jserving"
+        let app = try WorkerApp(instances: 1, env: ["READY_STATUS": hostile])
+        try app.start()
+        let status = try app.f.slipway(["status"])
+        #expect(status.status == 0, "\(status.output)")
+        #expect(status.stdout.contains("\\e]0;owned\\a\\e[2Jserving"), "\(status.stdout)")
+        #expect(!status.stdout.contains("\u{1B}"), "an escape character reached the terminal")
+        #expect(!status.stdout.contains("\u{07}"))
+        #expect(app.stop(), "the agent did not exit on SIGTERM")
+    }
+
+    /// The API is the last service to stop: while workers drain after SIGTERM, `/healthz` still
+    /// answers on TCP and `slipway status` (over the socket) says the agent is stopping.
+    @Test func healthzAndStatusAnswerWhileTheWorkersDrain() throws {
+        let app = try WorkerApp(instances: 1, env: ["IGNORE_STOP": "1"])
+        try app.commitManifest(instances: 1, backend: "", env: ["IGNORE_STOP": "1"])
+        let manifest = try #require(app.f.read(app.f.manifestsRepo + "/manifests/demo.yaml"))
+        try app.f.commitManifest("demo.yaml", manifest.replacingOccurrences(of: "timeout: 5s", with: "timeout: 4s"))
+        try app.start()
+        let worker = try #require(try app.workerPIDs().first)
+        let address = (app.f.read(app.f.stateDir + "/http.addr") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let stopping = Date()
+        kill(app.agent.processIdentifier, SIGTERM)
+        // The worker ignores its stop signal, so the drain lasts the whole 4 s stop timeout.
+        var answered = 0
+        var statusSaidStopping = false
+        while Date().timeIntervalSince(stopping) < 2.5 && WorkerApp.isRunning(worker) {
+            let health = try Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "1", "http://\(address)/healthz"], timeout: 5)
+            if health.status == 0 && health.stdout == "stopping\n" { answered += 1 }
+            if !statusSaidStopping, let status = try? app.f.statusJSON() {
+                statusSaidStopping = status["agentState"] as? String == "stopping"
+            }
+            usleep(200_000)
+        }
+        #expect(answered >= 3, "/healthz answered 'stopping' \(answered) times during the drain")
+        #expect(statusSaidStopping, "slipway status did not say the agent is stopping")
+        #expect(app.stop(), "the agent did not exit on SIGTERM")
+        #expect(!WorkerApp.isRunning(worker))
+        #expect(Date().timeIntervalSince(stopping) >= 3.5, "the worker's stop timeout was not waited for")
+    }
+
     @Test func aPythonAppUnderGunicornTakesFD3AndReloadsWithoutLosingRequests() throws {
         let app = try WorkerApp(instances: 2)
         // Not the Node example: a WSGI app served by Debian's gunicorn, which takes fd 3 itself

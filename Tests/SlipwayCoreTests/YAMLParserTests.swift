@@ -94,4 +94,46 @@ import Testing
         // Swift replaces invalid bytes with U+FFFD; the parser must simply accept or refuse, never crash.
         _ = try? YAMLParser().parse(text)
     }
+
+    @Test func aLeadingByteOrderMarkIsAccepted() throws {
+        let root = try parse("\u{FEFF}app: demo\n")
+        guard case .mapping(let pairs) = root.content else { Issue.record("not a mapping"); return }
+        #expect(pairs.map(\.key) == ["app"])
+        #expect(pairs[0].keyMark == SourceMark(line: 1, column: 1))
+    }
+
+    /// A copied frame per key once made this quadratic (78 s for 60,000 keys); it must stay linear.
+    @Test func largeMappingsParseInLinearTime() throws {
+        func mapping(_ keys: Int) -> String {
+            (0..<keys).map { "k\($0): v\n" }.joined()
+        }
+        let clock = ContinuousClock()
+        let small = try clock.measure { _ = try parse(mapping(5_000)) }
+        let large = try clock.measure { _ = try parse(mapping(49_000)) }
+        // Ten times the keys: linear is ~10x; the quadratic builder was ~100x.
+        #expect(large < small * 30 + .milliseconds(200), "5,000 keys: \(small), 49,000 keys: \(large)")
+        #expect(large < .seconds(3))
+    }
+
+    /// The hostile manifests of the report: refused or decoded fast, with a bounded report.
+    @Test func hugeManifestsAreRefusedQuicklyWithABoundedReport() {
+        let clock = ContinuousClock()
+        let sixty = "app: demo\n" + (0..<60_000).map { "k\($0): v\n" }.joined()
+        var refusal: Diagnostics?
+        let refused = clock.measure {
+            if case .failure(let diagnostics) = ManifestDecoder.decode(sixty, file: "m.yaml") { refusal = diagnostics }
+        }
+        #expect(refusal?.items.first?.message.contains("more than 100000 values") == true)
+        #expect(refused < .seconds(1), "a 60,000-key manifest took \(refused) to refuse")
+
+        // Just under the node limit: every key is unknown, and the report stops at 100 lines.
+        let many = "app: demo\n" + (0..<49_000).map { "k\($0): v\n" }.joined()
+        var report: Diagnostics?
+        let decoded = clock.measure {
+            if case .failure(let diagnostics) = ManifestDecoder.decode(many, file: "m.yaml") { report = diagnostics }
+        }
+        #expect(report?.items.count == 101)
+        #expect(report?.items.last?.message.contains("more problems in this file") == true)
+        #expect(decoded < .seconds(2), "49,000 unknown keys took \(decoded)")
+    }
 }

@@ -14,6 +14,15 @@ public final class AgentRuntime: Sendable {
     private let wakeContinuation: AsyncStream<Void>.Continuation
     private let announced = Mutex<Announcement?>(nil)
     private let seenTip = Mutex<String?>(nil)
+    private let stoppingFlag = Mutex(false)
+
+    /// True once graceful shutdown began: passes are over and workers are draining; the API
+    /// still answers (it stops last) and says so.
+    public var isStopping: Bool { stoppingFlag.withLock { $0 } }
+
+    func beginStopping() {
+        stoppingFlag.withLock { $0 = true }
+    }
 
     struct Announcement: Sendable {
         var commit: String

@@ -53,6 +53,7 @@ public struct AgentService: Service {
             systemd.send((ready ? [] : [("READY", "1")]) + [("STATUS", String(summary.prefix(200)))])
             ready = true
         }
+        runtime.beginStopping()
         systemd.send([("STOPPING", "1"), ("STATUS", "draining workers")])
         await withTaskExecutorPreference(executor) { await reconciler.stopHooks() }
         // Workers drain last: they serve until the very end, each within its stop timeout.

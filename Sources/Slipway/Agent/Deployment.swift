@@ -226,7 +226,7 @@ struct Deployment {
         let home = BuildHome(layout: store.layout)
         environment.merge(home.environment) { $1 }
         for variable in app.manifest.env { environment[variable.name] = variable.value }
-        let log = try BuildLog.create(at: logPath)
+        let log = try BuildLog.create(at: logPath, maxBytes: config?.buildLogMax ?? AgentConfig.defaultBuildLogMax)
         defer { log.close() }
         let account: AppAccount?
         do {

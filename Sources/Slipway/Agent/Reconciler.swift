@@ -30,6 +30,10 @@ public final class Reconciler: @unchecked Sendable {
     public var onEvent: @Sendable (AgentEvent) -> Void
     /// The allowed signers as this pass read them (once per pass, not once per app).
     private var passSigners: AllowedSigners?
+    /// The manifests commit the last pass parsed, and what it held.
+    private var parsed: (commit: String, set: ManifestSet)?
+    /// Processes left by builds of a dead agent, as this pass found them (one /proc scan a pass).
+    private var strays = StaleBuilds.Census()
     /// on_deploy hooks still running; a one-shot pass waits for them before the process exits.
     private var hookTasks: [Task<Void, Never>] = []
 
@@ -63,6 +67,7 @@ public final class Reconciler: @unchecked Sendable {
         var state = stateFile.load()
         var result = PassResult()
         passSigners = nil
+        strays = StaleBuilds.Census.take()
         onEvent(AgentEvent(.passStarted))
         mirrors.startPass()
         applyRequests(&state)
@@ -110,11 +115,15 @@ public final class Reconciler: @unchecked Sendable {
             let store = ReleaseStore(layout: layout(app))
             status.current = store.current()
             metrics.currentRelease(app: app, release: status.current, sha: status.current.flatMap { store.record($0)?.source.sha })
+            let previous = state.apps[app.value]
             state.apps[app.value] = status
             if !status.isSettled {
                 result.unsettled.append((app, status.message ?? status.condition.rawValue))
             }
-            save(state)
+            // What a deploy (or its failure) changed is on disk before the next app starts, so a
+            // kill -9 loses nothing; every other change is written once, at the end of the pass
+            // (a write per app made passes quadratic: 185 s for 5,000 new manifests).
+            if status.lastDeploy != previous?.lastDeploy || status.memory != (previous?.memory ?? AppMemory()) { save(state) }
         }
         await applyNginx(sites, known: Set(considered), state: &state, result: &result)
         state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: result.error)
@@ -174,12 +183,16 @@ public final class Reconciler: @unchecked Sendable {
         } else {
             state.trust = nil
         }
+        // The same commit means the same manifests: a running agent parses each commit once.
+        if let parsed, parsed.commit == commit { return parsed }
         let folder = config.manifests.path.value
         let files = try repo.files(atCommit: commit, under: folder, matching: ManifestSet.isManifestPath)
-        return (commit, ManifestSet(files: files.map { file in
+        let set = ManifestSet(files: files.map { file in
             ManifestSet.File(path: file.path, text: file.bytes.map { String(decoding: $0, as: UTF8.self) } ?? "",
                              tooLarge: file.bytes == nil ? file.size : nil)
-        }))
+        })
+        parsed = (commit, set)
+        return (commit, set)
     }
 
     /// Every app declared, plus every app with files or state here (so removals are noticed).
@@ -231,7 +244,7 @@ public final class Reconciler: @unchecked Sendable {
             status.desiredFingerprint = resolved.spec.fingerprint
         }
         do {
-            try store.cleanUpInterrupted()
+            try store.cleanUpInterrupted(census: strays)
         } catch {
             logger.warning("cleaning up an interrupted deploy: \(error)")
         }

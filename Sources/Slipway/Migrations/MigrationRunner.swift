@@ -11,6 +11,8 @@ struct MigrationRunner {
     let directory: String
     let environment: AppEnvironment
     let logPath: String
+    /// agent.yaml `build_log_max`: migrate output shares the release's capped build log.
+    var logMax: Int = AgentConfig.defaultBuildLogMax
     /// A path under the app's staging root, given as SLIPWAY_STAGING: it marks the step's
     /// processes, so a pass after an agent crash stops a step left running (see `StaleBuilds`).
     let marker: String
@@ -29,15 +31,17 @@ struct MigrationRunner {
         try home.prepare(for: environment.account)
         let declared = Set(environment.declared.map(\.name))
         for (name, value) in home.environment where !declared.contains(name) { environment.variables[name] = value }
-        return MigrationRunner(migrate: migrate, directory: layout.release(release) + "/backend", environment: environment,
-                               logPath: BuildLog.path(in: BuildLog.directory(stateDir: config.stateDir, app: app.manifest.app), release: release),
-                               marker: layout.staging + "/\(release)")
+        var runner = MigrationRunner(migrate: migrate, directory: layout.release(release) + "/backend", environment: environment,
+                                     logPath: BuildLog.path(in: BuildLog.directory(stateDir: config.stateDir, app: app.manifest.app), release: release),
+                                     marker: layout.staging + "/\(release)")
+        runner.logMax = config.buildLogMax
+        return runner
     }
 
     /// Runs `expand` or `contract`; throws a failure that ends with the step's output tail.
     func run(_ stage: Stage) async throws {
         guard let command = stage == .expand ? migrate.expand : migrate.contract else { return }
-        let log = try BuildLog.create(at: logPath)
+        let log = try BuildLog.create(at: logPath, maxBytes: logMax)
         defer { log.close() }
         log.note("==> \(stage): \(command)")
         let clock = ContinuousClock()
@@ -55,7 +59,7 @@ struct MigrationRunner {
     /// expand is done), at most `migrate.timeout` in all. Returns how long it waited.
     func waitForCheck() async throws -> Duration {
         guard let command = migrate.check else { return .zero }
-        let log = try BuildLog.create(at: logPath)
+        let log = try BuildLog.create(at: logPath, maxBytes: logMax)
         defer { log.close() }
         log.note("==> expand: waiting for another host's expand; check: \(command)")
         let clock = ContinuousClock()

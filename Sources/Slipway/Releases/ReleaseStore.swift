@@ -45,8 +45,9 @@ public struct ReleaseStore: Sendable {
 
     /// Removes what a crashed or stopped deploy left: staging dirs (after killing their build
     /// processes), trash, temp links.
-    public func cleanUpInterrupted() throws {
-        StaleBuilds.kill(under: layout.staging)
+    /// `census`: the pass's one scan of marked processes (a fresh scan when nil).
+    func cleanUpInterrupted(census: StaleBuilds.Census? = nil) throws {
+        StaleBuilds.kill(under: layout.staging, census: census)
         try FileOps.removeTree(layout.staging)
         try emptyTrash()
         for name in (try? FileManager.default.contentsOfDirectory(atPath: layout.root)) ?? [] where name.hasPrefix(".current.tmp") {

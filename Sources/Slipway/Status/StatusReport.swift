@@ -7,6 +7,8 @@ public struct StatusReport: Sendable, Codable {
     public var host: String
     public var manifests: Manifests
     public var agentPID: Int32?
+    /// "stopping" while a running agent drains its workers after SIGTERM; nil otherwise.
+    public var agentState: String?
     public var lastPass: AgentState.PassSummary?
     /// Nil when manifests commits are not verified.
     public var trust: TrustStatus?
@@ -74,7 +76,8 @@ public struct StatusReport: Sendable, Codable {
     public func text(now: UTCTime) -> String {
         var lines: [String] = []
         let commit = manifests.commit.map { String($0.prefix(12)) } ?? "not fetched yet"
-        let agent = agentPID.map { "agent running (pid \($0))" } ?? "agent not running"
+        let agent = agentPID.map { agentState == "stopping" ? "agent stopping, draining workers (pid \($0))" : "agent running (pid \($0))" }
+            ?? "agent not running"
         var pass = "no pass yet"
         if let lastPass {
             pass = "last pass \(Self.ago(lastPass.finishedAt, now: now)), " + (lastPass.converged ? "converged" : "not converged")
@@ -93,7 +96,7 @@ public struct StatusReport: Sendable, Codable {
         lines.append("")
         guard !apps.isEmpty else {
             lines.append("no apps yet")
-            return lines.joined(separator: "\n")
+            return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
         }
         var rows = [["APP", "STATE", "DECLARED", "CURRENT", "RELEASES"]]
         for app in apps {
@@ -122,7 +125,8 @@ public struct StatusReport: Sendable, Codable {
                 }
             }
         }
-        return lines.joined(separator: "\n")
+        // Messages and worker STATUS= texts come from apps: no escape sequence reaches the terminal.
+        return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
     }
 
     /// Per worker: slot, pid, release, state, uptime, restarts, RSS (and its own STATUS=).

@@ -7,27 +7,32 @@ import ServiceLifecycle
 import SlipwayCore
 
 /// The agent's HTTP API, served on TCP (`listen:`, loopback by default) and on a unix socket for
-/// the local CLI (mode 0660):
+/// the local CLI (mode 0660). TCP serves strangers only what they may see:
 ///
 ///     GET  /healthz      ok
-///     GET  /v1/status    the same JSON as `slipway status --json`
+///     GET  /v1/status    the same JSON as `slipway status --json` (socket; TCP with api.token_file's bearer token)
 ///     GET  /metrics      Prometheus text
 ///     POST /v1/notify    signed push notification (see NotifyEndpoint)
 ///     POST /v1/pass      start a pass now (local CLI; unix socket only)
 public enum AgentAPI {
-    static func router(runtime: AgentRuntime, logger: Logger, local: Bool) -> Router<BasicRequestContext> {
-        let router = Router()
+    static func router(runtime: AgentRuntime, logger: Logger, local: Bool) -> Router<AgentRequestContext> {
+        let router = Router(context: AgentRequestContext.self)
         let notify = NotifyEndpoint(runtime: runtime, logger: logger)
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/v1/status") { _, _ -> Response in
-            let json = (try? StatusReport.build(config: runtime.config).json()) ?? "{}"
+        // Answers until the very end of a shutdown: the API is the last service to stop.
+        router.get("/healthz") { _, _ in runtime.isStopping ? "stopping\n" : "ok\n" }
+        router.get("/v1/status") { request, _ -> Response in
+            // Status names releases, build failures and worker texts: not for strangers on TCP.
+            if !local, let refusal = StatusAccess.refusal(for: request, tokenFile: runtime.config.api.tokenFile) { return refusal }
+            var report = StatusReport.build(config: runtime.config)
+            if runtime.isStopping { report.agentState = "stopping" }
+            let json = (try? report.json()) ?? "{}"
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json + "\n")))
         }
         router.get("/metrics") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: runtime.metrics.text())))
         }
-        router.post("/v1/notify") { request, _ in await notify.handle(request) }
+        router.post("/v1/notify") { request, context in await notify.handle(request, from: context.peer) }
         if local {
             router.post("/v1/pass") { _, _ -> Response in
                 runtime.wake()
@@ -53,11 +58,16 @@ public enum AgentAPI {
     /// The HTTP services to run beside the agent: TCP when configured, and the unix socket.
     public static func services(runtime: AgentRuntime, logger: Logger) -> [any Service] {
         let config = runtime.config
-        let server = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(10)))
+        // Each listener has its own connection budget: strangers flooding TCP cannot take the
+        // CLI's socket, nor the fds a pass needs.
+        func server(_ budget: ConnectionGuard.Budget) -> HTTPServerBuilder {
+            .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(budget: budget)], idleTimeout: .seconds(10)))
+        }
         var services: [any Service] = []
         if let listen = config.listen {
+            let budget = ConnectionGuard.Budget(listener: "HTTP API on \(listen)", limit: config.api.maxConnections, logger: logger)
             services.append(Application(
-                router: router(runtime: runtime, logger: logger, local: false), server: server,
+                router: router(runtime: runtime, logger: logger, local: false), server: server(budget),
                 configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "slipway"),
                 onServerRunning: { channel in
                     // The bound address (port 0 picks a free one), for scripts and tests.
@@ -68,8 +78,9 @@ public enum AgentAPI {
                 logger: logger))
         }
         unlink(config.socketPath)
+        let socketBudget = ConnectionGuard.Budget(listener: "CLI socket \(config.socketPath)", limit: AgentConfig.API.socketMaxConnections, logger: logger)
         services.append(Application(
-            router: router(runtime: runtime, logger: logger, local: true), server: server,
+            router: router(runtime: runtime, logger: logger, local: true), server: server(socketBudget),
             configuration: .init(address: .unixDomainSocket(path: config.socketPath), serverName: "slipway"),
             onServerRunning: { _ in
                 chmod(config.socketPath, 0o660)

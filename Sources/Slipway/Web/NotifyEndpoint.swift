@@ -11,6 +11,8 @@ struct NotifyEndpoint: Sendable {
     let runtime: AgentRuntime
     let logger: Logger
     let seen = Mutex<[String: Int64]>([:])
+    /// One refusal line per client per minute, with a count: a flood of bad requests cannot flood the log.
+    let refusals: RateLimitedLog
 
     static let maxBody = 64 * 1024
 
@@ -20,15 +22,24 @@ struct NotifyEndpoint: Sendable {
         var after: String
     }
 
-    func handle(_ request: Request) async -> Response {
+    init(runtime: AgentRuntime, logger: Logger) {
+        self.runtime = runtime
+        self.logger = logger
+        refusals = RateLimitedLog(logger: logger, interval: .seconds(60))
+    }
+
+    func handle(_ request: Request, from peer: String) async -> Response {
         let outcome: String
         let response: Response
-        (outcome, response) = await evaluate(request)
+        (outcome, response) = await evaluate(request, from: peer)
         runtime.metrics.notifyRequest(outcome: outcome)
         return response
     }
 
-    private func evaluate(_ request: Request) async -> (String, Response) {
+    private func evaluate(_ request: Request, from peer: String) async -> (String, Response) {
+        let refuse = { (outcome: String, status: HTTPResponse.Status, message: String) in
+            self.refuse(outcome, status, message, from: peer)
+        }
         guard let secretFile = runtime.config.notifySecretFile else {
             return refuse("not-configured", .forbidden, "push notifications are not enabled on this agent (notify.secret_file)")
         }
@@ -80,8 +91,8 @@ struct NotifyEndpoint: Sendable {
         }
     }
 
-    private func refuse(_ outcome: String, _ status: HTTPResponse.Status, _ message: String) -> (String, Response) {
-        logger.warning("refused a push notification: \(message)", metadata: ["outcome": "\(outcome)"])
+    private func refuse(_ outcome: String, _ status: HTTPResponse.Status, _ message: String, from peer: String) -> (String, Response) {
+        refusals.warning(key: peer, "refused a push notification from \(peer) (\(outcome)): \(message)")
         return (outcome, Self.json(status, ["error": message]))
     }
 

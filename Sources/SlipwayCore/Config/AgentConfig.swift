@@ -12,6 +12,12 @@ public struct AgentConfig: Sendable, Equatable {
     public var socketPath: String
     /// The shared secret's file for signed push notifications; nil: `POST /v1/notify` is refused.
     public var notifySecretFile: String?
+    /// `api:`: connection budget and the token for status over TCP.
+    public var api = API()
+    /// `build_log_max`: the most a release's build log keeps (head and tail) however much its
+    /// build and migrate steps write.
+    public var buildLogMax: Int = AgentConfig.defaultBuildLogMax
+    public static let defaultBuildLogMax = 32 << 20
 
     public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         public var host: String
@@ -134,7 +140,8 @@ public struct AgentConfig: Sendable, Equatable {
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
-                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx"]) else { return nil }
+                                                              "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx",
+                                              "api", "build_log_max"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -254,6 +261,14 @@ public struct AgentConfig: Sendable, Equatable {
         config.appsUser = appsUser
         config.nginx = nginx
         config.envDir = envDir
+        if let node = top["api"] { config.api = decodeAPI(node, reader: reader) }
+        if let node = top["build_log_max"], let text = reader.nonEmptyString(node, "build_log_max") {
+            if let bytes = ByteSize.parse(text), bytes >= 64 << 10, bytes <= 1 << 40 {
+                config.buildLogMax = Int(bytes)
+            } else {
+                reader.report("build_log_max must be a size of at least 64K, not '\(text)'", at: node.mark, hint: "for example 32M (the default) or 256M")
+            }
+        }
         if hooks.contains(where: { $0.webhook != nil && $0.secretFile == nil }) && secretFile == nil, let node = top["on_deploy"] {
             reader.report("an on_deploy webhook needs a secret to sign with", at: node.mark,
                           hint: "give it 'secret_file', or set notify.secret_file")

@@ -2,14 +2,29 @@
 /// instead of stopping at the first, so one `validate` run shows everything that is wrong.
 final class FieldReader {
     let file: String
-    private(set) var diagnostics: [Diagnostic] = []
+    private var collected: [Diagnostic] = []
+    private var suppressed = 0
+    private var firstSuppressed: SourceMark?
+    /// One file's problems shown at most: a hostile 50,000-key manifest gets 100 lines and a count.
+    static let maxDiagnostics = 100
+
+    /// Every problem found, the last line counting those past `maxDiagnostics`.
+    var diagnostics: [Diagnostic] {
+        guard suppressed > 0, let firstSuppressed else { return collected }
+        return collected + [Diagnostic(file: file, at: firstSuppressed, "… and \(suppressed) more problems in this file", hint: "fix the ones above first")]
+    }
 
     init(file: String) {
         self.file = file
     }
 
     func report(_ message: String, at mark: SourceMark, hint: String? = nil) {
-        diagnostics.append(Diagnostic(file: file, at: mark, message, hint: hint))
+        guard collected.count < Self.maxDiagnostics else {
+            if firstSuppressed == nil { firstSuppressed = mark }
+            suppressed += 1
+            return
+        }
+        collected.append(Diagnostic(file: file, at: mark, message, hint: hint))
     }
 
     /// The fields of a mapping, with unknown keys reported (and a suggestion when one is close).
@@ -19,6 +34,10 @@ final class FieldReader {
             return nil
         }
         for pair in pairs where !known.contains(pair.key) {
+            guard collected.count < Self.maxDiagnostics else {
+                report("", at: pair.keyMark)  // only counted: no suggestion worth computing
+                continue
+            }
             let hint = Suggestion.closest(to: pair.key, among: known).map { "did you mean '\($0)'?" }
                 ?? "known keys here: \(known.joined(separator: ", "))"
             report("unknown key '\(pair.key)' in \(what)", at: pair.keyMark, hint: hint)

@@ -129,9 +129,19 @@ final class Fixture {
         """
     }
 
-    /// A YAML double-quoted scalar holding `text` exactly.
+    /// A YAML double-quoted scalar holding `text` exactly; control characters as `\xNN` escapes
+    /// (YAML allows none raw).
     static func yamlQuoted(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        var quoted = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": quoted += "\\\\"
+            case "\"": quoted += "\\\""
+            case _ where scalar.value < 0x20: quoted += String(format: "\\x%02x", scalar.value)
+            default: quoted.unicodeScalars.append(scalar)
+            }
+        }
+        return quoted + "\""
     }
 
     // MARK: The binary

@@ -27,6 +27,18 @@ import Testing
         #expect(lstat(dir.path + "/web/.slipway", &info) == 0 && info.st_uid == geteuid() && info.st_mode & 0o022 == 0)
     }
 
+    @Test func aHomeThatIsALinkIsRefusedNotFollowed() throws {
+        let dir = TempDir()
+        let home = BuildHome(appsRoot: dir.path, app: AppName("web")!)
+        let elsewhere = dir.path + "/elsewhere"
+        try FileOps.makeDirectories(elsewhere, mode: 0o755)
+        try FileOps.makeDirectories(dir.path + "/web/.slipway")
+        #expect(symlink(elsewhere, home.path) == 0)
+        #expect(throws: SystemError.self) { try home.prepare(for: geteuid() == 0 ? try AppAccount.lookup(Self.account) : nil) }
+        var info = stat()
+        #expect(stat(elsewhere, &info) == 0 && info.st_uid == geteuid() && info.st_mode & 0o7777 == 0o755)
+    }
+
     @Test func clearingNeverFollowsALinkTheAppPlanted() throws {
         let dir = TempDir()
         let home = BuildHome(appsRoot: dir.path, app: AppName("web")!)
@@ -49,7 +61,7 @@ import Testing
         #expect(FileOps.lstatMode(home.path) == nil)
         #expect(FileOps.readFile(victim + "/file") == Array("precious".utf8))
         #expect(FileOps.readFile(victim + "/sub/file") == Array("deep".utf8))
-        #expect((try FileManager.default.contentsOfDirectory(atPath: dir.path + "/web/.slipway/trash")).isEmpty)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir.path + "/web/.slipway/home-trash")).isEmpty)
         #expect(try home.clear() == false)
         try home.prepare(for: nil)
         #expect(FileOps.isDirectory(home.path))

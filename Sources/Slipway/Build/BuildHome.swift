@@ -53,7 +53,8 @@ public struct BuildHome: Sendable {
     @discardableResult
     public func clear() throws -> Bool {
         guard FileOps.lstatMode(path) != nil else { return false }
-        let trash = String(path[..<path.lastIndex(of: "/")!]) + "/trash"
+        // Its own trash, not the release store's: that one is emptied by path-based removal.
+        let trash = String(path[..<path.lastIndex(of: "/")!]) + "/home-trash"
         try FileOps.makeDirectories(trash, mode: 0o700)
         let moved = trash + "/home-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard rename(path, moved) == 0 else { throw SystemError("moving the build home aside", path: path) }

@@ -30,16 +30,7 @@ import Testing
         let nginx = try TestNginx(root: f.root)
         try nginx.start()
         defer { nginx.stop() }
-        try f.write("""
-        host: web-1
-        manifests:
-          repo: \(f.manifestsRepo)
-        apps_root: \(f.appsRoot)
-        state_dir: \(f.stateDir)
-        apps_user: \(Fixture.appsUser)
-        listen: off
-        \(nginx.agentConfig)
-        """, to: f.configPath)
+        try f.writeAgentConfig("listen: off\n" + nginx.agentConfig)
         try f.commitSource(Self.sources.merging(["build-frontend.sh": Self.buildScript(bundle), "VERSION": "v1"]) { $1 },
                            message: "v1", executable: ["build-frontend.sh"])
         try f.commitManifest("demo.yaml", """

@@ -4,16 +4,8 @@ import Testing
 /// What issue 18 added to the backend's fields: the Node preload switch, every graceful stop
 /// signal, refusing `VAR=value` commands, and the explanation of a worker that bound its port.
 @Suite struct FrameworkFieldsTests {
-    func decode(_ backend: String) -> Result<Manifest, Diagnostics> {
-        ManifestDecoder.decode("app: demo\nsource: {repo: /r.git, ref: main}\nbackend:\n" + backend, file: "m.yaml")
-    }
-
-    func problems(_ backend: String) -> [String] {
-        switch decode(backend) {
-        case .success: return []
-        case .failure(let diagnostics): return diagnostics.items.map(\.description)
-        }
-    }
+    func decode(_ backend: String) -> Result<Manifest, Diagnostics> { WorkersTests().decode(backend) }
+    func problems(_ backend: String) -> [String] { WorkersTests().problems(backend) }
 
     @Test func preloadIsOnUnlessTurnedOff() throws {
         #expect(try decode("  command: node app.js\n").get().backend?.workers?.preload == true)

@@ -24,17 +24,7 @@ final class FrameworkApp {
             try nginx?.start()
         }
         try f.commitSource(files.merging(["VERSION": "v1"]) { $1 }, message: "v1", executable: executable)
-        try f.write("""
-        host: web-1
-        manifests:
-          repo: \(f.manifestsRepo)
-        apps_root: \(f.appsRoot)
-        state_dir: \(f.stateDir)
-        apps_user: \(Fixture.appsUser)
-        poll_interval: 1h
-        listen: 127.0.0.1:0
-        \(nginx?.agentConfig ?? "")
-        """, to: f.configPath)
+        try f.writeAgentConfig("poll_interval: 1h\nlisten: 127.0.0.1:0\n" + (nginx?.agentConfig ?? ""))
         try commitManifest(backend: backend, env: env)
     }
 
@@ -132,6 +122,21 @@ final class FrameworkApp {
         }
         usleep(500_000)
         return Matrix(retrying: try retrying.finish(), nonRetrying: try nonRetrying.finish(), viaNginx: try proxied?.finish())
+    }
+}
+
+extension Fixture {
+    /// An agent config for this sandbox's repos and directories, plus `extra` lines.
+    func writeAgentConfig(_ extra: String) throws {
+        try write("""
+        host: web-1
+        manifests:
+          repo: \(manifestsRepo)
+        apps_root: \(appsRoot)
+        state_dir: \(stateDir)
+        apps_user: \(Fixture.appsUser)
+
+        """ + extra + "\n", to: configPath)
     }
 }
 

@@ -43,6 +43,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // libFuzzer targets for every parser of hostile input (scripts/fuzz); a replayer otherwise.
+        .executableTarget(name: "slipway-fuzz", dependencies: ["SlipwayCore"]),
         .executableTarget(name: "slipway", dependencies: [
             "Slipway", "SlipwayCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

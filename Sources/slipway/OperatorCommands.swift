@@ -10,7 +10,8 @@ enum OperatorChannel {
     static func submit(_ request: OperatorRequests.Request, config: AgentConfig, timeout: Duration,
                        offline: (Reconciler) async throws -> Void) async throws {
         let requests = OperatorRequests(stateDir: config.stateDir)
-        try requests.submit(request)
+        try await OperatorRequests.send(.init(app: request.app.value, kind: request.kind.rawValue, argument: request.argument,
+                                              force: request.force), config: config)
         if let pid = AgentLock.holder(stateDir: config.stateDir) {
             // Wake the agent through its socket; SIGHUP when the socket does not answer.
             if (try? await AgentClient(endpoint: .unix(path: config.socketPath)).request(.POST, "/v1/pass")) == nil {
@@ -67,7 +68,7 @@ struct DeployCommand: AsyncParsableCommand {
             if let app {
                 guard let valid = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
                 name = valid
-                try OperatorRequests(stateDir: config.stateDir).submit(.init(app: valid, kind: .deploy, argument: nil))
+                try await OperatorRequests.send(.init(app: valid.value, kind: "deploy"), config: config)
             }
             let follower = DeployFollower(app: app, logs: logs)
             if AgentLock.holder(stateDir: config.stateDir) != nil {

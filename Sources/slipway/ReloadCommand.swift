@@ -33,7 +33,7 @@ struct ReloadCommand: AsyncParsableCommand {
             let stream = Task { try await client.request(.GET, "/v1/events", onBody: { follower.feed($0) }) }
             defer { stream.cancel() }
             await follower.waitUntilSubscribed()
-            try OperatorRequests(stateDir: config.stateDir).submit(.init(app: name, kind: .reload, argument: nil))
+            try await OperatorRequests.send(.init(app: name.value, kind: "reload"), config: config)
             _ = try await AgentClient(endpoint: .unix(path: config.socketPath)).request(.POST, "/v1/pass")
             await follower.waitUntilFinished()
             if follower.failed { throw ExitCode(1) }

@@ -22,7 +22,7 @@ struct SlipwayCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             AgentCommand.self, ValidateCommand.self, StatusCommand.self, ReleasesCommand.self,
-            DeployCommand.self, RollbackCommand.self, ReloadCommand.self, LogsCommand.self, TrustCommand.self, NotifyCommand.self,
+            DeployCommand.self, RollbackCommand.self, ReloadCommand.self, ApplyCommand.self, LogsCommand.self, TrustCommand.self, NotifyCommand.self,
             CacheCommand.self,
         ]
     )

@@ -128,6 +128,12 @@ struct FailureTests {
         #expect(try f.pass().status == 0)
         let release = try #require(f.current())
         try f.removeManifest("demo.yaml")
+        // Within removal_grace (10 min by default) it stays as it is, saying when it goes.
+        #expect(try f.pass().status == 0)
+        #expect(try f.appStatus()["condition"] as? String == "removing")
+        #expect((try f.appStatus()["message"] as? String)?.contains("removing in 10m") == true)
+        let config = try #require(f.read(f.configPath))
+        try f.write(config + "\nremoval_grace: 0s\n", to: f.configPath)
         #expect(try f.pass().status == 0)
         #expect(try f.appStatus()["condition"] as? String == "removed")
         #expect(f.current() == release)

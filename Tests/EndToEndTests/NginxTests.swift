@@ -117,6 +117,8 @@ struct NginxTests {
 
     @Test func aServerBlockNginxRefusesNeverReachesAReloadAndThePreviousOneServes() throws {
         let app = try WorkerApp(instances: 1, withNginx: true)
+        let config = try #require(app.f.read(app.f.configPath))
+        try app.f.write(config + "\nremoval_grace: 2s\n", to: app.f.configPath)
         try app.start()
         let nginx = try #require(app.nginx)
         let before = try #require(app.f.read(nginx.sitesDir + "/slipway-demo.conf"))
@@ -140,10 +142,11 @@ struct NginxTests {
         #expect(app.f.read(nginx.sitesDir + "/slipway-demo.conf")?.contains("server_name localhost demo.test;") == true)
         #expect(app.f.waitUntil(seconds: 10) { nginx.workerPIDs() != workers && !nginx.workerPIDs().isEmpty })
         #expect(try nginx.get("/", headers: ["Host: demo.test"]).status == 200)
-        // The app's manifest goes: its server block goes too.
+        // The app's manifest goes: its server block serves through removal_grace, then goes too.
         try app.f.removeManifest("demo.yaml")
         #expect(try app.f.slipway(["deploy", "--wait"]).status == 0)
-        #expect(!FileManager.default.fileExists(atPath: nginx.sitesDir + "/slipway-demo.conf"))
+        #expect(FileManager.default.fileExists(atPath: nginx.sitesDir + "/slipway-demo.conf"))
+        #expect(app.f.waitUntil(seconds: 20) { !FileManager.default.fileExists(atPath: nginx.sitesDir + "/slipway-demo.conf") })
     }
 
     @Test func apiRequestsAndWebSocketsReachTheWorkers() throws {

@@ -103,6 +103,21 @@ import Foundation
         #expect(Retention.releasesToPrune([], current: nil, previousGood: nil, keep: 1).isEmpty)
     }
 
+    @Test func failedAttemptsTakeNoPlaceAmongTheKept() {
+        let all = ids(7)
+        // 0, 1, 3 good; 2, 4, 5 failed; 6 good and current: keep 3 keeps 6, 3, 1 and the failures
+        // newer than 1; only 0 goes (counting the failures, 0 to 3 would have gone).
+        let doomed = Retention.releasesToPrune(all, current: all[6], previousGood: all[3], keep: 3, attempts: [all[2], all[4], all[5]])
+        #expect(doomed == [all[0]])
+        // A failed attempt older than every good release kept goes with them; a newer one stays.
+        let withFailure = Retention.releasesToPrune(all, current: all[5], previousGood: all[4], keep: 2, attempts: [all[6], all[3]])
+        #expect(withFailure == [all[0], all[1], all[2], all[3]])
+        // Nothing good yet: the newest `keep` attempts stay.
+        #expect(Retention.releasesToPrune(all, current: nil, previousGood: nil, keep: 2, attempts: Set(all)) == Array(all[0..<5]))
+        // Without `attempts`, failed releases count as before.
+        #expect(Retention.releasesToPrune(all, current: all[6], previousGood: all[5], keep: 3) == Array(all[0..<4]))
+    }
+
     @Test func previousGoodSkipsFailedReleases() {
         let all = ids(4)
         let observed = [ObservedRelease(id: all[0], fingerprint: "a", succeeded: true),

@@ -142,7 +142,10 @@ import Testing
             .init(name: "EMPTY", value: ""), .init(name: "QUOTED", value: "single $NOT_EXPANDED"),
         ])
         #expect(throws: EnvFile.Problem(line: 2, message: "expected NAME=value")) { try EnvFile.parse("A=1\njust words\n").get() }
-        #expect(throws: EnvFile.Problem(line: 1, message: "'1A' is not a valid variable name")) { try EnvFile.parse("1A=x").get() }
+        #expect(throws: EnvFile.Problem(line: 1, message: "the name before '=' is not a valid variable name (letters, digits and _, not starting with a digit)")) { try EnvFile.parse("1A=x").get() }
+        // A secret pasted on a line of its own is never repeated in the error.
+        guard case .failure(let problem) = EnvFile.parse("https://hooks.example/?token=sk_live_51Habc=\n") else { Issue.record("accepted"); return }
+        #expect(!problem.description.contains("sk_live") && !problem.description.contains("token"))
         #expect(throws: EnvFile.Problem(line: 1, message: "'LISTEN_FDS' is set by Slipway itself")) { try EnvFile.parse("LISTEN_FDS=3").get() }
     }
 
@@ -180,6 +183,22 @@ import Testing
         #expect(base.id.count == 16 && !base.id.contains("1\n"))
         #expect(WorkerGeneration.merge([.init(name: "A", value: "file")], over: [.init(name: "A", value: "manifest"), .init(name: "B", value: "b")])
             == [.init(name: "A", value: "file"), .init(name: "B", value: "b")])
+    }
+
+    /// An id is shown to anyone who reads status; without the host's key it says nothing of the env.
+    @Test func aGenerationIdIsKeyedByTheHostsSecret() {
+        let release = ReleaseID("20261125T170000Z-abcdef1")!
+        func id(secret: String, key: [UInt8]) -> String {
+            WorkerGeneration(release: release, command: "node s.js", user: "app", listen: nil,
+                             environment: [.init(name: "API_KEY", value: secret)], key: key).id
+        }
+        let hostKey = Array("a host's 32-byte random key......".utf8)
+        let shown = id(secret: "hunter2", key: hostKey)
+        #expect(shown == id(secret: "hunter2", key: hostKey))
+        // The attack of the report: hash each guess without the key, compare with the id shown.
+        let guesses = ["password", "secret", "hunter2", "letmein", "changeme"]
+        #expect(!guesses.map { id(secret: $0, key: []) }.contains(shown))
+        #expect(shown != id(secret: "hunter2", key: Array("another host's key..............".utf8)))
     }
 
     @Test func theAgentConfigNamesTheAppsUserAndTheEnvDir() throws {

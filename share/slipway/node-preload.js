@@ -18,7 +18,9 @@
 const net = require("net");
 
 const port = process.env.PORT;
-const ours = process.env.LISTEN_FDS === "1" && process.env.LISTEN_PID === String(process.pid) && /^[0-9]+$/.test(port || "");
+// fd 3 is the app's shared socket; with LISTEN_FDS=2, fd 4 is this worker's own (health checks).
+const fds = Number(process.env.LISTEN_FDS || 0);
+const ours = fds >= 1 && process.env.LISTEN_PID === String(process.pid) && /^[0-9]+$/.test(port || "");
 
 if (ours) {
   const originalListen = net.Server.prototype.listen;
@@ -49,8 +51,17 @@ if (ours) {
     const callback = args.find((arg) => typeof arg === "function");
     if (!taken.has(this)) watch(this);
     taken.add(this);
+    if (fds >= 2 && !ownSocket) serveOwnSocket(this);
     return originalListen.call(this, { ...options, fd: 3 }, callback);
   };
+
+  // The worker's own socket (fd 4) feeds its connections to the same server.
+  let ownSocket = null;
+  function serveOwnSocket(server) {
+    ownSocket = net.createServer({ pauseOnConnect: false }, (socket) => server.emit("connection", socket));
+    ownSocket.on("error", (err) => console.error("slipway preload: fd 4:", err.message));
+    originalListen.call(ownSocket, { fd: 4 });
+  }
 
   function closeWhenIdle(socket) {
     setTimeout(() => { if (idle.get(socket) && !socket.destroyed) socket.destroy(); }, idleGrace).unref();
@@ -81,6 +92,7 @@ if (ours) {
     // The app listens for this signal itself: it decides how to stop.
     if (process.listenerCount(signal) > 1 || draining) return;
     draining = true;
+    if (ownSocket && ownSocket.listening) ownSocket.close();
     const servers = [...taken].filter((server) => server.listening);
     if (servers.length === 0) process.exit(0);
     let open = servers.length;

@@ -13,6 +13,18 @@ int slipway_spawn(const char *cwd,
                   int fd3,
                   pid_t *pid);
 
+/// The most sockets `slipway_spawn_listeners` hands over (fd 3 and up).
+#define SLIPWAY_MAX_LISTENERS 2
+
+/// As `slipway_spawn`, with `listener_count` sockets handed over as fd 3, 4, ... in order
+/// (systemd's LISTEN_FDS numbering): the app's shared socket, then the worker's own.
+int slipway_spawn_listeners(const char *cwd,
+                            char *const argv[],
+                            char *const envp[],
+                            int stdin_fd, int stdout_fd, int stderr_fd,
+                            const int *listeners, int listener_count,
+                            pid_t *pid);
+
 /// pidfd_open(2): a file descriptor that becomes readable when `pid` exits, for poll(2).
 /// Returns the fd, or -1 with errno set (ENOSYS before Linux 5.3).
 int slipway_pidfd_open(pid_t pid);

@@ -33,6 +33,8 @@ public struct AgentService: Service {
 
         runtime.wake()
         var ready = false
+        var timer: Task<Void, Never>?
+        defer { timer?.cancel() }
         for await _ in runtime.wakeups.cancelOnGracefulShutdown() {
             let result = await cancelWhenGracefulShutdown {
                 await withTaskExecutorPreference(executor) { await reconciler.pass() }
@@ -48,6 +50,14 @@ public struct AgentService: Service {
                 let apps = result.unsettled.map { "\($0.app)" }.joined(separator: ", ")
                 logger.warning("pass left \(result.unsettled.count) app(s) unsettled: \(apps)")
                 summary = "unsettled: \(apps)"
+            }
+            // A removal whose grace ends before the next poll gets a pass of its own then.
+            timer?.cancel()
+            if let delay = result.nextPassIn, delay < runtime.config.pollInterval {
+                timer = Task { [runtime] in
+                    guard (try? await Task.sleep(for: delay)) != nil else { return }
+                    runtime.wake()
+                }
             }
             // Ready once the first pass is over, however it went: `systemctl start` returns then.
             systemd.send((ready ? [] : [("READY", "1")]) + [("STATUS", String(summary.prefix(200)))])

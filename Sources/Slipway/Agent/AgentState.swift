@@ -9,6 +9,10 @@ public struct AgentState: Sendable, Codable, Equatable {
     /// Nil when `manifests.verify` is not configured: commits are not verified.
     public var trust: TrustStatus?
     public var apps: [String: AppStatus] = [:]
+    /// A manifests commit whose removals wait for `slipway apply --allow-removals`.
+    public var heldRemoval: RemovalPolicy.MassRemoval?
+    /// The commit an operator allowed to remove apps.
+    public var allowedRemovals: String?
 
     public init() {}
 
@@ -24,6 +28,9 @@ public struct AgentState: Sendable, Codable, Equatable {
 public struct AppStatus: Sendable, Codable, Equatable {
     public enum Condition: String, Sendable, Codable {
         case converged, pinned, failed, invalid, unresolved, untrusted, removed, interrupted
+        /// No longer declared for this host, still serving: within `removal_grace`, or part of
+        /// a mass removal waiting for `slipway apply --allow-removals`.
+        case removing
         /// Deployed, but unhealthy: its workers are crash-looping (shown by `status` from the worker
         /// table), or its contract step failed (retried every pass).
         case degraded
@@ -51,7 +58,7 @@ public struct AppStatus: Sendable, Codable, Equatable {
     /// Whether the app is where the manifests want it (or where an operator pinned it).
     public var isSettled: Bool {
         switch condition {
-        case .converged, .pinned, .removed, .notOnThisHost: return true
+        case .converged, .pinned, .removed, .notOnThisHost, .removing: return true
         case .failed, .invalid, .unresolved, .untrusted, .interrupted, .degraded: return false
         }
     }

@@ -61,4 +61,71 @@ public struct OperatorRequests: Sendable {
     private func path(_ app: AppName, _ kind: Kind) -> String {
         "\(directory)/\(app.value).\(kind.rawValue)"
     }
+
+    /// A request as the CLI sends it over the socket: JSON `{"app", "kind", "argument"?, "force"?}`
+    /// (`kind` one of deploy, rollback, reload), or `{"kind": "allow-removals", "argument": COMMIT}`.
+    public struct Wire: Codable, Sendable {
+        public var app: String?
+        public var kind: String
+        public var argument: String?
+        public var force: Bool?
+
+        public init(app: String?, kind: String, argument: String? = nil, force: Bool? = nil) {
+            self.app = app
+            self.kind = kind
+            self.argument = argument
+            self.force = force
+        }
+    }
+
+    public struct Refusal: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Validates a request received over the socket and queues it as the CLI would have.
+    public static func queue(body: [UInt8], stateDir: String) -> Result<String, Refusal> {
+        guard let wire = try? JSONDecoder().decode(Wire.self, from: Data(body)) else {
+            return .failure(Refusal(description: "the body must be JSON {app, kind, argument, force}"))
+        }
+        if wire.kind == "allow-removals" {
+            let commit = (wire.argument ?? "").lowercased()
+            guard commit.count >= 7, commit.count <= 40, commit.allSatisfy(\.isHexDigit) else {
+                return .failure(Refusal(description: "allow-removals needs a commit id (7 to 40 hex digits)"))
+            }
+            do {
+                try Reconciler.allowRemovals(of: commit, stateDir: stateDir)
+            } catch {
+                return .failure(Refusal(description: "cannot queue the request: \(error)"))
+            }
+            return .success("allow removals of \(commit)")
+        }
+        guard let kind = Kind(rawValue: wire.kind), let app = wire.app.flatMap(AppName.init) else {
+            return .failure(Refusal(description: "unknown request: give a valid app and a kind of deploy, rollback or reload"))
+        }
+        if let argument = wire.argument, argument.count > 64 || argument.contains("\n") {
+            return .failure(Refusal(description: "the argument is not a release id"))
+        }
+        do {
+            try OperatorRequests(stateDir: stateDir).submit(Request(app: app, kind: kind, argument: wire.argument, force: wire.force ?? false))
+        } catch {
+            return .failure(Refusal(description: "cannot queue the request: \(error)"))
+        }
+        return .success("\(kind.rawValue) \(app)")
+    }
+
+    /// Queues `request` here when this process may write the state directory (root), or else
+    /// through the running agent's socket (a member of the slipway group).
+    public static func send(_ request: Wire, config: AgentConfig) async throws {
+        let directory = config.stateDir + "/requests"
+        let writable = access(FileOps.exists(directory) ? directory : config.stateDir, W_OK) == 0
+        if writable {
+            _ = try queue(body: Array(try JSONEncoder().encode(request)), stateDir: config.stateDir).get()
+            return
+        }
+        let response = try await AgentClient(endpoint: .unix(path: config.socketPath))
+            .request(.POST, "/v1/requests", headers: [("Content-Type", "application/json")], body: Array(try JSONEncoder().encode(request)))
+        guard response.status == 202 else {
+            throw Refusal(description: "the agent refused the request (\(response.status)): \(response.body)")
+        }
+    }
 }

@@ -8,6 +8,8 @@ public struct PassResult: Sendable {
     public var unsettled: [(app: AppName, reason: String)] = []
     /// A failure of the pass as a whole (the manifests repo could not be read at all).
     public var error: String?
+    /// When a pass should run again although nothing is pushed (a removal's grace ends then).
+    public var nextPassIn: Duration?
 
     public var converged: Bool { error == nil && unsettled.isEmpty }
 }
@@ -99,6 +101,8 @@ public final class Reconciler: @unchecked Sendable {
         }
         var sites: NginxSites.Plan = [:]
         let considered = appsToConsider(manifests.set, state: state)
+        takeRemovalConfirmation(&state)
+        let removals = removalDecision(considered, set: manifests.set, state: &state, commit: manifests.commit)
         for app in considered {
             if Task.isCancelled { break }
             if let newer = supersededBy() {
@@ -108,6 +112,18 @@ public final class Reconciler: @unchecked Sendable {
             }
             var appLogger = logger
             appLogger[metadataKey: "app"] = "\(app)"
+            if let verdict = removals.verdicts[app], verdict != .remove, let previous = state.apps[app.value] {
+                // Not yet: its release, workers and nginx site stay as they are.
+                let status = waitingRemoval(app, verdict: verdict, previous: previous, held: removals.held)
+                if case .waiting(_, let until) = verdict {
+                    let left = Duration.milliseconds(max(0, until.millisecondsSinceEpoch - UTCTime.now.millisecondsSinceEpoch) + 50)
+                    result.nextPassIn = min(result.nextPassIn ?? left, left)
+                }
+                if previous.condition != .removing { appLogger.warning("\(status.message ?? "removal waits")") }
+                state.apps[app.value] = status
+                if verdict == .held { result.unsettled.append((app, status.message ?? "removal held")) }
+                continue
+            }
             let desired = desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath)
             var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit,
                                          supersededBy: supersededBy, logger: appLogger)
@@ -235,6 +251,8 @@ public final class Reconciler: @unchecked Sendable {
                            supersededBy: @escaping @Sendable () -> String?, logger: Logger) async -> AppStatus {
         let store = ReleaseStore(layout: layout(app))
         var memory = previous?.memory ?? AppMemory()
+        // Declared again (a removal cancelled), or removed for good now: a later removal starts a new grace.
+        memory.removingSince = nil
         var status = previous ?? AppStatus(condition: .converged)
         status.message = nil
         if case .resolved(let resolved) = desired {

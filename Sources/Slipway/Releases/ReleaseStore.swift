@@ -148,7 +148,7 @@ public struct ReleaseStore: Sendable {
         // A release some worker still runs (or drains on) is never pruned under it.
         let doomed = Retention.releasesToPrune(observed.releases.map(\.id), current: observed.current,
                                                previousGood: Retention.previousGood(observed.releases, current: observed.current),
-                                               keep: keep).filter { !inUse.contains($0) }
+                                               keep: keep, attempts: Set(observed.releases.filter { !$0.succeeded }.map(\.id))).filter { !inUse.contains($0) }
         try prune(doomed)
         BuildLog.prune(in: logDirectory, keeping: Set(releaseIDs()))
         return doomed

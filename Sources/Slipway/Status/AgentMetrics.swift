@@ -65,6 +65,12 @@ public final class AgentMetrics: @unchecked Sendable {
         }
     }
 
+    /// How many apps a held mass removal keeps running (0 when none is held).
+    func removalsHeld(_ count: Int) {
+        registry.makeGauge(descriptor: Self.name("removals_held", help: "Apps a manifests commit removes that wait for 'slipway apply --allow-removals'."))
+            .set(to: Double(count))
+    }
+
     /// `slipway_current_release_info{app,release,sha} 1` for the release `current` points at.
     func currentRelease(app: AppName, release: ReleaseID?, sha: String?) {
         lock.withLock {

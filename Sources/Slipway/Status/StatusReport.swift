@@ -12,6 +12,8 @@ public struct StatusReport: Sendable, Codable {
     public var lastPass: AgentState.PassSummary?
     /// Nil when manifests commits are not verified.
     public var trust: TrustStatus?
+    /// A manifests commit whose removals wait for `slipway apply --allow-removals`.
+    public var heldRemoval: RemovalPolicy.MassRemoval?
     public var apps: [App]
 
     public struct Manifests: Sendable, Codable {
@@ -63,7 +65,7 @@ public struct StatusReport: Sendable, Codable {
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit),
                             agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
-                            trust: config.manifests.verify == nil ? nil : state.trust, apps: apps)
+                            trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps)
     }
 
     public func json() throws -> String {
@@ -92,6 +94,10 @@ public struct StatusReport: Sendable, Codable {
             }
         } else {
             lines.append("manifests commits are not verified (no manifests.verify in the agent config)")
+        }
+        if let held = heldRemoval {
+            lines.append("! manifests commit \(held.commit.prefix(12)) removes \(held.removed) of this host's \(held.of) apps: not applied; "
+                         + "they keep serving until 'slipway apply --allow-removals \(held.commit.prefix(12))' (or a commit that restores them)")
         }
         lines.append("")
         guard !apps.isEmpty else {
@@ -129,14 +135,16 @@ public struct StatusReport: Sendable, Codable {
         return TerminalText.escaped(lines.joined(separator: "\n"), keepNewlines: true)
     }
 
-    /// Per worker: slot, pid, release, state, uptime, restarts, RSS (and its own STATUS=).
+    /// Per worker: slot, pid, release, state, uptime, restarts, RSS, its last health check on
+    /// its own socket and when (and its own STATUS=).
     static func workerLines(_ table: WorkerTable, now: UTCTime) -> [String] {
         var lines = ["  workers" + (table.listen.map { " on \($0)" } ?? "") + (table.generation.map { " · generation \($0)" } ?? "")]
-        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS"]]
+        var rows = [["SLOT", "PID", "RELEASE", "STATE", "UP", "RESTARTS", "RSS", "HEALTH"]]
         for worker in table.workers {
             let up = worker.state == .backoff ? "-" : String(ago(worker.startedAt, now: now).dropLast(4))
+            let health = worker.health.map { ($0.passed ? "ok " : "failed ") + ago($0.at, now: now) + ($0.passed ? "" : ": \($0.detail)") } ?? "-"
             rows.append(["\(worker.slot)", "\(worker.pid)", worker.release.description, worker.state.rawValue, up,
-                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-"])
+                         "\(worker.restarts)", worker.rssBytes.map(ByteSize.format) ?? "-", health])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
         for (index, row) in rows.enumerated() {

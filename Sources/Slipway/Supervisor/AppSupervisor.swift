@@ -16,7 +16,7 @@ actor AppSupervisor {
     private var listener: ListeningSocket?
     /// Sockets of an earlier `listen`, closed once no worker uses them.
     private var retiredListeners: [ListeningSocket] = []
-    private var slots: [Int: WorkerProcess] = [:]
+    var slots: [Int: WorkerProcess] = [:]
     /// The target the running workers were accepted for: crash restarts start this again.
     private(set) var target: WorkerTarget?
     /// Where a failed `verify` goes back to.
@@ -29,17 +29,17 @@ actor AppSupervisor {
         case keep
         case previous(WorkerTarget)
     }
-    private var backoff: [Int: RestartBackoff] = [:]
-    private var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
-    private var restarts: [Int: Int] = [:]
+    var backoff: [Int: RestartBackoff] = [:]
+    var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
+    var restarts: [Int: Int] = [:]
     private var draining: [WorkerProcess] = []
     /// Workers a previous agent process left running (it was killed): replaced, then stopped.
     private var orphans: [WorkerTable.Worker]
-    private var busy = false
-    private var monitor: Task<Void, Never>?
-    private var degraded: String?
-    private var rss: [pid_t: UInt64] = [:]
-    private var lastSample = ContinuousClock.now - .seconds(60)
+    var busy = false
+    var monitor: Task<Void, Never>?
+    var degraded: String?
+    var rss: [pid_t: UInt64] = [:]
+    var lastSample = ContinuousClock.now - .seconds(60)
     private var notifyCounter = 0
 
     static let memoryInterval = Duration.seconds(3)
@@ -51,9 +51,14 @@ actor AppSupervisor {
         self.appDirectory = appDirectory
         self.log = WorkerLog(path: WorkerLog.path(stateDir: stateDir, app: app))
         self.logger = logger
-        self.orphans = (WorkerTable.load(stateDir: stateDir, app: app.value)?.workers ?? []).filter {
+        let recorded = (WorkerTable.load(stateDir: stateDir, app: app.value)?.workers ?? []).filter {
             $0.pid > 1 && ProcessTable.isRunning($0.pid, startTime: $0.procStartTime)
         }
+        // Workers spawned after the table's last write are found by their marker.
+        let marked = WorkerMarker.find(stateDir: stateDir, app: app).filter { found in
+            !recorded.contains { $0.pid == found.pid && $0.procStartTime == found.procStartTime }
+        }
+        self.orphans = recorded + marked
     }
 
     // MARK: Rollout
@@ -70,6 +75,10 @@ actor AppSupervisor {
             metrics.rolloutFinished(app: app, stage: .reload, succeeded: result.succeeded)
             if case .failed(let stage, let reason) = result {
                 await revert(to: previous, from: target, after: "\(stage) failed: \(reason)")
+                // Orphans of a killed agent go once workers of ours serve: never more than `instances`.
+                if slots.values.contains(where: { $0.exit == nil }) {
+                    await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)
+                }
                 return result
             }
             self.target = target
@@ -81,9 +90,8 @@ actor AppSupervisor {
         }
     }
 
-    /// After a reload: every worker alive, and (with `health`) as many healthy answers in a
-    /// row as there are workers, whichever of them answers. On a failure the workers go back
-    /// to the target before the reload.
+    /// After a reload: every worker alive, and (with `health`) each one healthy on its own
+    /// socket. On a failure the workers go back to the target before the reload.
     func verify() async -> RolloutResult {
         await exclusively {
             guard let target else { return .failed(stage: .verify, reason: "no workers run") }
@@ -92,8 +100,16 @@ actor AppSupervisor {
                 problem = "worker \(slot) is not running"
                 break
             }
-            if problem == nil, let health = target.workers.health, let listener {
-                problem = await HealthProbe(endpoint: listener.endpoint, health: health).check(times: max(2, target.count))
+            if problem == nil, let health = target.workers.health {
+                for slot in 0..<target.count {
+                    guard let worker = slots[slot], let own = worker.ownSocket else { continue }
+                    let (result, failure) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
+                    worker.record(result)
+                    if let failure {
+                        problem = failure
+                        break
+                    }
+                }
             }
             metrics.rolloutFinished(app: app, stage: .verify, succeeded: problem == nil)
             guard let problem else { return .unchanged }
@@ -116,25 +132,32 @@ actor AppSupervisor {
         return await body()
     }
 
-    /// Puts the workers back on `previous` after `target` failed; with no previous target (a
-    /// first start) the failed workers are simply stopped.
+    /// Puts the workers back on `previous` after `target` failed. The failed generation's
+    /// workers are stopped first, so none of them answers a client or stands in for another
+    /// worker; then the empty slots get workers of `previous`, each judged on its own socket,
+    /// and the workers of `previous` still running are left alone: a failed release is never
+    /// the reason one of them stops. With no previous target (a first start) the failed workers
+    /// are stopped and the socket is closed, so clients are refused at once.
     private func revert(to previous: WorkerTarget?, from target: WorkerTarget, after failure: String) async {
         log.note(failure)
-        if let previous, previous.id != target.id {
+        // A failed reload of the same generation keeps what it started: it is that generation too.
+        guard previous?.id != target.id else { return }
+        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.generation == target.id {
+            slots[slot] = nil
+            restartAt[slot] = nil
+            await stop(worker, as: target.workers.stop)
+        }
+        if let previous {
             log.note("going back to generation \(previous.id) (release \(previous.generation.release))")
             if case .failed(_, let again) = await rollout(to: previous, force: false) {
                 log.note("going back failed too: \(again)")
                 degraded = "\(failure), and going back to \(previous.generation.release) failed: \(again)"
             }
             self.target = previous
-        } else if previous == nil {
-            for (slot, worker) in slots where worker.generation == target.id {
-                slots[slot] = nil
-                await stop(worker, as: target.workers.stop)
-            }
+        } else {
             self.target = nil
+            closeListenerIfIdle()
         }
-        // A failed reload of the same generation keeps what it started: it is that generation too.
     }
 
     private func rollout(to target: WorkerTarget, force: Bool) async -> RolloutResult {
@@ -179,7 +202,7 @@ actor AppSupervisor {
 
     /// Starts a worker for `slot`; when it is ready (and healthy) it takes the slot.
     /// Returns what went wrong, or nil.
-    private func startReady(slot: Int, target: WorkerTarget) async -> String? {
+    func startReady(slot: Int, target: WorkerTarget) async -> String? {
         let worker: WorkerProcess
         do {
             worker = try launch(slot: slot, target: target)
@@ -196,10 +219,13 @@ actor AppSupervisor {
             await stop(worker, as: target.workers.stop)
             return "was not ready within \(DurationText.format(ready.timeout))" + (ready.notify ? " (no READY=1 on NOTIFY_SOCKET)" : "")
         }
-        if let health = target.workers.health, let listener {
-            if let problem = await HealthProbe(endpoint: listener.endpoint, health: health).check() {
+        if let health = target.workers.health, let own = worker.ownSocket {
+            let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
+            worker.record(result)
+            if let problem {
                 await stop(worker, as: target.workers.stop)
-                return "failed its health check: \(problem)"
+                // The rollout names the worker itself.
+                return String(problem.dropFirst("worker \(slot) ".count))
             }
         }
         if let exit = worker.exit { return "\(exit.explanation) right after starting" }
@@ -207,7 +233,7 @@ actor AppSupervisor {
         return nil
     }
 
-    private func launch(slot: Int, target: WorkerTarget) throws -> WorkerProcess {
+    func launch(slot: Int, target: WorkerTarget) throws -> WorkerProcess {
         var environment = target.environment
         var notify: NotifySocket?
         if target.workers.ready.notify {
@@ -218,25 +244,26 @@ actor AppSupervisor {
             notify = try NotifySocket(path: "\(directory)/w\(slot)-\(notifyCounter).sock", owner: target.account)
             environment["NOTIFY_SOCKET"] = notify?.path
         }
-        if listener != nil {
-            environment["LISTEN_FDS"] = "1"
-            environment["LISTEN_FDNAMES"] = app.value
-        }
+        // With a health check, a socket of its own as fd 4: only this worker can answer there.
+        let own = listener != nil && target.workers.health != nil ? try WorkerSocket.bind() : nil
+        environment.merge(WorkerSocket.listenVariables(app: app, shared: listener != nil, own: own != nil)) { $1 }
+        environment[WorkerMarker.variable] = WorkerMarker.value(stateDir: stateDir, app: app)
         environment["SLIPWAY_WORKER"] = String(slot)
         let shell = ["/bin/sh", "-c", WorkerCommand.shellLine(target.workers.command)]
         let argv = target.account.map { $0.wrap(shell) } ?? shell
         do {
             return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
-                                                 listener: listener?.fd, notify: notify, log: log, slot: slot,
+                                                 listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,
                                                  generation: target.id, release: target.generation.release,
                                                  display: target.workers.command))
         } catch {
             notify?.close()
+            own?.close()
             throw error
         }
     }
 
-    private func ensureListener(for target: WorkerTarget) throws {
+    func ensureListener(for target: WorkerTarget) throws {
         guard listener?.address != target.generation.listen else { return }
         if let old = listener { retiredListeners.append(old) }
         listener = nil
@@ -244,6 +271,18 @@ actor AppSupervisor {
             listener = try ListeningSocket.bind(address, appDirectory: appDirectory, group: target.account?.gid)
             log.note("listening on \(address)")
         }
+    }
+
+    /// No workers, no listener: with no worker running or draining (a failed first start, every
+    /// worker in backoff), the socket is closed, so a client is refused at once instead of
+    /// waiting in a queue nobody accepts from. It is bound again before the next worker starts.
+    func closeListenerIfIdle() {
+        guard listener != nil, draining.isEmpty, !slots.values.contains(where: { $0.exit == nil }) else { return }
+        let address = listener!.address
+        listener?.close()
+        listener = nil
+        closeRetiredListeners()
+        log.note("no worker runs: stopped listening on \(address) until one starts")
     }
 
     private func closeRetiredListeners() {
@@ -255,7 +294,7 @@ actor AppSupervisor {
 
     // MARK: Stopping
 
-    private func stop(_ worker: WorkerProcess, as settings: Workers.Stop? = nil) async {
+    func stop(_ worker: WorkerProcess, as settings: Workers.Stop? = nil) async {
         let stop = settings ?? target?.workers.stop ?? Workers.Stop()
         await worker.stop(signal: stop.signal.number, timeout: stop.timeout, log: log)
     }
@@ -315,91 +354,6 @@ actor AppSupervisor {
         orphans = []
     }
 
-    // MARK: Monitor: crashes, backoff, memory
-
-    private func startMonitor() {
-        guard monitor == nil else { return }
-        monitor = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
-                await self?.tick()
-            }
-        }
-    }
-
-    private func tick() async {
-        guard !busy, let target else { return }
-        var changed = false
-        for (slot, worker) in slots {
-            if let exit = worker.exit, !worker.isStopping, restartAt[slot] == nil {
-                var policy = backoff[slot] ?? RestartBackoff(policy: target.workers.restart)
-                policy.policy = target.workers.restart
-                let delay = policy.crashed(after: worker.uptime)
-                backoff[slot] = policy
-                restartAt[slot] = (.now + delay, worker)
-                restarts[slot, default: 0] += 1
-                metrics.workerRestarted(app: app, reason: "crash")
-                let message = "worker \(slot) \(exit.explanation); restart in \(DurationText.format(delay))"
-                log.note(message, worker: worker.label)
-                if policy.isCrashLooping {
-                    degraded = "crash loop: worker \(slot) \(exit.explanation), \(policy.crashesInARow) times in a row; restarting with backoff (next in \(DurationText.format(delay)))"
-                    logger.error("\(degraded!)", metadata: ["app": "\(app)"])
-                } else {
-                    logger.warning("\(message)", metadata: ["app": "\(app)"])
-                }
-                changed = true
-            } else if worker.exit == nil, worker.uptime >= target.workers.restart.minUptime, backoff[slot]?.crashesInARow ?? 0 > 0 {
-                backoff[slot]?.stayedUp()
-                if !(backoff.values.contains { $0.isCrashLooping }) { degraded = nil }
-                changed = true
-            }
-        }
-        for (slot, pending) in restartAt where ContinuousClock.now >= pending.at && slot < target.count {
-            restartAt[slot] = nil
-            do {
-                slots[slot] = try launch(slot: slot, target: target)
-            } catch {
-                log.note("restart of worker \(slot) failed: \(error)")
-                var policy = backoff[slot] ?? RestartBackoff(policy: target.workers.restart)
-                restartAt[slot] = (.now + policy.crashed(after: .zero), pending.crashed)
-                backoff[slot] = policy
-            }
-            changed = true
-        }
-        if ContinuousClock.now - lastSample >= Self.memoryInterval {
-            lastSample = .now
-            await sampleMemory(target)
-            changed = true
-        }
-        if changed { save() }
-    }
-
-    private func sampleMemory(_ target: WorkerTarget) async {
-        func sample() {
-            rss = ProcessTable.residentBytes(ofGroups: Set(slots.values.filter { $0.exit == nil }.map(\.pid)))
-        }
-        sample()
-        guard let limit = target.workers.maxMemory else { return }
-        defer { sample() }  // the replacements' own figures, for status
-        // A worker younger than min_uptime is left alone, so one that starts above the limit is
-        // not replaced in a tight loop.
-        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.exit == nil && !worker.isStopping
-            && worker.uptime >= target.workers.restart.minUptime {
-            guard let bytes = rss[worker.pid], bytes > limit else { continue }
-            log.note("RSS \(ByteSize.format(bytes)) is above max_memory \(ByteSize.format(limit)): replacing it", worker: worker.label)
-            logger.warning("worker \(slot) uses \(ByteSize.format(bytes)), above max_memory; replacing it", metadata: ["app": "\(app)"])
-            busy = true
-            if let problem = await startReady(slot: slot, target: target) {
-                log.note("replacement failed: \(problem); the old worker keeps running")
-            } else {
-                restarts[slot, default: 0] += 1
-                metrics.workerRestarted(app: app, reason: "max_memory")
-                await stop(worker)
-            }
-            busy = false
-        }
-    }
-
     // MARK: Status
 
     func table() -> WorkerTable {
@@ -408,7 +362,8 @@ actor AppSupervisor {
             let snapshot = worker.snapshot
             return WorkerTable.Worker(slot: worker.slot, pid: worker.pid, procStartTime: worker.procStartTime, release: worker.release,
                                       generation: worker.generation, state: state, startedAt: worker.startedAt,
-                                      restarts: restarts[worker.slot] ?? 0, rssBytes: rss[worker.pid], status: snapshot.status)
+                                      restarts: restarts[worker.slot] ?? 0, rssBytes: rss[worker.pid], status: snapshot.status,
+                                      ownSocket: worker.ownSocket?.description, health: snapshot.health)
         }
         for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) {
             let snapshot = worker.snapshot
@@ -436,7 +391,7 @@ actor AppSupervisor {
         Set((Array(slots.values) + draining).filter { $0.exit == nil }.map(\.release) + orphans.map(\.release))
     }
 
-    private func save() {
+    func save() {
         let table = table()
         metrics.workersObserved(table)
         do {

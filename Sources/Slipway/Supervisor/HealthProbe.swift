@@ -1,8 +1,8 @@
 import Foundation
 import SlipwayCore
 
-/// `backend.health`: an HTTP GET through the app's listening socket; any 2xx is healthy.
-/// Going through the shared socket checks what clients get, whichever worker answers.
+/// `backend.health`: an HTTP GET; any 2xx is healthy. Workers are judged on their own socket
+/// (`judge(slot:)`), never through the shared one, where any worker may answer.
 struct HealthProbe: Sendable {
     let endpoint: AgentClient.Endpoint
     let health: Workers.Health

@@ -25,7 +25,16 @@ final class ListeningSocket: Sendable {
     static func bind(_ address: WorkerListen, appDirectory: String, group: gid_t?) throws -> ListeningSocket {
         switch address {
         case .tcp(let host, let port):
-            return try bindTCP(host: host, port: port, address: address)
+            // Another app of this agent already listens there (a rename: the new app starts
+            // before the old one stops): share that very socket. A second SO_REUSEPORT socket
+            // would split the connections, and those queued on the old one would be reset when
+            // it closes; a dup keeps one accept queue alive until the last app lets it go.
+            if let shared = TCPListeners.shared.duplicate(address) {
+                return ListeningSocket(fd: shared, address: address, path: nil)
+            }
+            let socket = try bindTCP(host: host, port: port, address: address)
+            TCPListeners.shared.register(socket.fd, for: address)
+            return socket
         case .unix(let relative):
             let path = appDirectory + "/" + relative.value
             return try bindUnix(path: path, address: address, group: group)
@@ -75,6 +84,7 @@ final class ListeningSocket: Sendable {
     }
 
     func close() {
+        if path == nil { TCPListeners.shared.unregister(fd) }
         Glibc.close(fd)
         if let path { unlink(path) }
     }
@@ -86,6 +96,36 @@ final class ListeningSocket: Sendable {
             let connectHost = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
             return .tcp(host: connectHost, port: port)
         case .unix: return .unix(path: path ?? "")
+        }
+    }
+}
+
+/// The TCP sockets this agent listens on, by address, with every fd that refers to each: what
+/// `ListeningSocket.bind` shares when a second app asks for an address already bound.
+final class TCPListeners: Sendable {
+    static let shared = TCPListeners()
+    private let fds = Mutex<[String: Set<Int32>]>([:])
+
+    func register(_ fd: Int32, for address: WorkerListen) {
+        fds.withLock { $0[address.description, default: []].insert(fd) }
+    }
+
+    /// A new fd for the socket already bound at `address`, or nil when there is none.
+    func duplicate(_ address: WorkerListen) -> Int32? {
+        fds.withLock { table in
+            guard let existing = table[address.description]?.first else { return nil }
+            let copy = fcntl(existing, F_DUPFD_CLOEXEC, 3)
+            guard copy >= 0 else { return nil }
+            table[address.description, default: []].insert(copy)
+            return copy
+        }
+    }
+
+    func unregister(_ fd: Int32) {
+        fds.withLock { table in
+            for key in table.keys where table[key]?.remove(fd) != nil {
+                if table[key]?.isEmpty == true { table[key] = nil }
+            }
         }
     }
 }

@@ -16,6 +16,18 @@ enum ProcessTable {
         return startTime.map { UInt64(fields[19]) == $0 } ?? true
     }
 
+    /// Whether `pid` leads its own session (field 6 of /proc/PID/stat is its own pid).
+    static func isSessionLeader(_ pid: pid_t) -> Bool {
+        statFields(pid).map { $0.count > 3 && pid_t($0[3]) == pid } ?? false
+    }
+
+    /// The real, effective, saved and filesystem uids of `pid` (the `Uid:` line of /proc/PID/status).
+    static func uids(of pid: pid_t) -> [uid_t]? {
+        guard let bytes = FileOps.readFile("/proc/\(pid)/status", limit: 16384) else { return nil }
+        let line = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Uid:") }
+        return line.map { $0.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { uid_t($0) } }
+    }
+
     /// RSS in bytes of every process whose process group is one of `groups`, keyed by group.
     static func residentBytes(ofGroups groups: Set<pid_t>) -> [pid_t: UInt64] {
         guard !groups.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }
@@ -30,7 +42,7 @@ enum ProcessTable {
     }
 
     /// The fields after the command name (which may itself hold spaces and parentheses):
-    /// index 0 is the state, 2 the process group, 19 the start time, 21 the RSS in pages.
+    /// index 0 is the state, 2 the process group, 3 the session, 19 the start time, 21 the RSS in pages.
     private static func statFields(_ pid: pid_t) -> [Substring]? {
         guard let bytes = FileOps.readFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)

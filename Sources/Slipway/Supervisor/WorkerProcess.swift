@@ -14,6 +14,8 @@ final class WorkerProcess: Sendable {
     let startedAt: UTCTime
     /// /proc start time, so a restarted agent can tell this process from a reused pid.
     let procStartTime: UInt64
+    /// Its own socket (fd 4), where it is judged; closed when it has exited.
+    let ownSocket: WorkerSocket?
     private let state = Mutex(State())
 
     struct State: Sendable {
@@ -22,6 +24,8 @@ final class WorkerProcess: Sendable {
         var status: String?
         var exit: ChildProcess.Termination?
         var stopping = false
+        /// Its last check on its own socket.
+        var health: WorkerHealth?
     }
 
     struct Launch {
@@ -29,6 +33,8 @@ final class WorkerProcess: Sendable {
         var environment: [String: String]
         var directory: String
         var listener: Int32?
+        /// Handed over as fd 4 (after the listener as fd 3).
+        var ownSocket: WorkerSocket?
         var notify: NotifySocket?
         var log: WorkerLog
         var slot: Int
@@ -46,6 +52,7 @@ final class WorkerProcess: Sendable {
         self.started = .now
         self.startedAt = .now
         self.procStartTime = ProcessTable.startTime(of: pid) ?? 0
+        self.ownSocket = launch.ownSocket
     }
 
     var label: String { "w\(slot) \(pid)" }
@@ -65,7 +72,8 @@ final class WorkerProcess: Sendable {
             cEnv.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = slipway_spawn(launch.directory, cArgv, cEnv, -1, out[1], err[1], launch.listener ?? -1, &pid)
+        let listeners = [launch.listener, launch.ownSocket?.fd].compactMap { $0 }
+        let rc = slipway_spawn_listeners(launch.directory, cArgv, cEnv, -1, out[1], err[1], listeners, Int32(listeners.count), &pid)
         close(out[1]); close(err[1])
         guard rc == 0 else {
             close(out[0]); close(err[0])
@@ -89,6 +97,10 @@ final class WorkerProcess: Sendable {
     var exit: ChildProcess.Termination? { state.withLock { $0.exit } }
     var isStopping: Bool { state.withLock { $0.stopping } }
     var uptime: Duration { .now - started }
+
+    func record(_ health: WorkerHealth) {
+        state.withLock { $0.health = health }
+    }
 
     func signalGroup(_ signal: Int32) {
         kill(-pid, signal)
@@ -201,5 +213,6 @@ final class WorkerProcess: Sendable {
         for stream in streams where stream.fd >= 0 { close(stream.fd) }
         if pidfd >= 0 { close(pidfd) }
         notify?.close()
+        ownSocket?.close()
     }
 }

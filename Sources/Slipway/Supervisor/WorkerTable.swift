@@ -33,6 +33,10 @@ public struct WorkerTable: Sendable, Codable, Equatable {
         public var rssBytes: UInt64?
         /// The worker's own `STATUS=` message, if it sends one.
         public var status: String?
+        /// Its own socket (fd 4, `127.0.0.1:PORT`), where its health is checked.
+        public var ownSocket: String?
+        /// Its last health check on that socket.
+        public var health: WorkerHealth?
     }
 
     public static func path(stateDir: String, app: String) -> String { "\(stateDir)/workers/\(app).json" }

@@ -40,7 +40,7 @@ extension WorkerTarget {
         }
         environment = NodePreload.environment(environment, for: workers)
         let generation = WorkerGeneration(release: release, command: workers.command, user: app.account?.name, listen: workers.listen,
-                                          environment: app.declared)
+                                          environment: app.declared, key: try GenerationKey.load(stateDir: config.stateDir))
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         return WorkerTarget(app: manifest.app, generation: generation, workers: workers, count: workers.instances.resolved(cpus: cpus),
                             directory: AppLayout(appsRoot: config.appsRoot, app: manifest.app).releases + "/\(release)/backend",

@@ -38,6 +38,20 @@ public enum AgentAPI {
                 runtime.wake()
                 return NotifyEndpoint.json(.accepted, ["status": "queued"])
             }
+            // An operator's request (deploy, rollback, reload, allow-removals) from a member of the
+            // slipway group, who can reach this socket (0660) but not write the state directory.
+            router.post("/v1/requests") { request, _ -> Response in
+                var buffer = (try? await request.body.collect(upTo: 4096)) ?? ByteBuffer()
+                let body = buffer.readBytes(length: buffer.readableBytes) ?? []
+                switch OperatorRequests.queue(body: body, stateDir: runtime.config.stateDir) {
+                case .success(let what):
+                    logger.info("operator request over the socket: \(what)")
+                    runtime.wake()
+                    return NotifyEndpoint.json(.accepted, ["status": "queued"])
+                case .failure(let problem):
+                    return NotifyEndpoint.json(.badRequest, ["error": problem.description])
+                }
+            }
             // JSON lines as the agent works, until the client goes away or the agent stops (an
             // open stream must not hold up the agent's graceful shutdown).
             router.get("/v1/events") { _, _ -> Response in

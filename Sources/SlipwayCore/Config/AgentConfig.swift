@@ -18,6 +18,9 @@ public struct AgentConfig: Sendable, Equatable {
     /// build and migrate steps write.
     public var buildLogMax: Int = AgentConfig.defaultBuildLogMax
     public static let defaultBuildLogMax = 32 << 20
+    /// `removal_grace`: how long an app no longer declared for this host keeps its workers.
+    public var removalGrace: Duration = AgentConfig.defaultRemovalGrace
+    public static let defaultRemovalGrace = Duration.seconds(600)
 
     public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         public var host: String
@@ -141,7 +144,7 @@ public struct AgentConfig: Sendable, Equatable {
         guard let top = reader.fields(of: root, named: "the agent config",
                                       known: ["host", "manifests", "apps_root", "state_dir", "poll_interval",
                                                               "listen", "socket", "notify", "on_deploy", "apps_user", "env_dir", "nginx",
-                                              "api", "build_log_max"]) else { return nil }
+                                              "api", "build_log_max", "removal_grace"]) else { return nil }
         let host = top["host"].flatMap { reader.nonEmptyString($0, "host") } ?? hostname
 
         let manifests = top.required("manifests", example: "{repo: /srv/git/manifests.git}").flatMap { node -> ManifestsSource? in
@@ -262,6 +265,9 @@ public struct AgentConfig: Sendable, Equatable {
         config.nginx = nginx
         config.envDir = envDir
         if let node = top["api"] { config.api = decodeAPI(node, reader: reader) }
+        if let node = top["removal_grace"], let value = reader.duration(node, "removal_grace", atLeast: .zero) {
+            config.removalGrace = value
+        }
         if let node = top["build_log_max"], let text = reader.nonEmptyString(node, "build_log_max") {
             if let bytes = ByteSize.parse(text), bytes >= 64 << 10, bytes <= 1 << 40 {
                 config.buildLogMax = Int(bytes)

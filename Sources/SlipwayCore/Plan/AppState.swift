@@ -79,6 +79,9 @@ public struct AppMemory: Sendable, Equatable, Codable {
     public var workerFailure: String?
     /// Set by `slipway reload APP`: replace every worker, even those already up to date.
     public var reloadRequested: Bool?
+    /// When a pass first saw the app no longer declared for this host: its workers keep
+    /// serving for agent.yaml `removal_grace` from then (see `RemovalPolicy`).
+    public var removingSince: UTCTime?
 
     public init(failure: Failure? = nil, pin: Pin? = nil, retryRequested: Bool = false) {
         self.failure = failure

@@ -20,7 +20,8 @@ public enum EnvFile {
             }
             let name = String(line[..<equals]).trimmingWhitespace()
             guard EnvName.isValid(name) else {
-                return .failure(Problem(line: index + 1, message: "'\(name)' is not a valid variable name"))
+                // The text is not echoed: a malformed line of a secrets file may be half a secret.
+                return .failure(Problem(line: index + 1, message: "the name before '=' is not a valid variable name (letters, digits and _, not starting with a digit)"))
             }
             guard !EnvName.isReserved(name) else {
                 return .failure(Problem(line: index + 1, message: "'\(name)' is set by Slipway itself"))

@@ -10,13 +10,16 @@ public struct WorkerGeneration: Sendable, Equatable {
     public var listen: WorkerListen?
     /// Sorted by name: the manifest's env with the env_file merged over it.
     public var environment: [Manifest.EnvVar]
+    /// The host's own secret (`state_dir/generation.key`) that keys `id`.
+    public var key: [UInt8]
 
-    public init(release: ReleaseID, command: String, user: String?, listen: WorkerListen?, environment: [Manifest.EnvVar]) {
+    public init(release: ReleaseID, command: String, user: String?, listen: WorkerListen?, environment: [Manifest.EnvVar], key: [UInt8] = []) {
         self.release = release
         self.command = command
         self.user = user
         self.listen = listen
         self.environment = environment
+        self.key = key
     }
 
     /// The app's env with the env_file's values winning.
@@ -27,7 +30,9 @@ public struct WorkerGeneration: Sendable, Equatable {
         return values.map { Manifest.EnvVar(name: $0.key, value: $0.value) }.sorted { $0.name < $1.name }
     }
 
-    /// A short hex id (16 digits of a SHA-256), safe to show: it reveals no env value.
+    /// A short hex id (16 digits of an HMAC-SHA-256 under the host's key), safe to show: without
+    /// the key, which never leaves the host, no env value can be guessed from it (an unkeyed hash
+    /// gave an env_file secret away to a 5-word guess list).
     public var id: String {
         var canonical = "slipway-worker-generation/1\n"
         func line(_ key: String, _ value: String?) {
@@ -39,7 +44,8 @@ public struct WorkerGeneration: Sendable, Equatable {
         line("user", user)
         line("listen", listen?.description)
         for variable in environment { line("env.\(variable.name)", variable.value) }
-        return SHA256.hash(data: Array(canonical.utf8)).prefix(8).map { byte in
+        let code = HMAC<SHA256>.authenticationCode(for: Array(canonical.utf8), using: SymmetricKey(data: key))
+        return Array(code).prefix(8).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()

@@ -213,6 +213,8 @@ final class LoadRun {
         var retriedKeepAlive: Int
         var p50: Double?
         var p99: Double?
+        /// Wall-clock times (seconds since 1970) each release last answered.
+        var lastSeen: [String: Double] = [:]
     }
 
     /// `mode`: loadgen.py's client mix ("mixed", "keepalive-retry", "keepalive-noretry").
@@ -242,7 +244,8 @@ final class LoadRun {
         return Summary(requests: json["requests"] as? Int ?? 0, failed: json["failed"] as? Int ?? -1,
                        errors: json["errors"] as? [String] ?? [], releases: json["releases"] as? [String: Int] ?? [:],
                        retriedKeepAlive: json["retried_keepalive"] as? Int ?? 0,
-                       p50: json["p50_ms"] as? Double, p99: json["p99_ms"] as? Double)
+                       p50: json["p50_ms"] as? Double, p99: json["p99_ms"] as? Double,
+                       lastSeen: json["last_seen"] as? [String: Double] ?? [:])
     }
 
     deinit {

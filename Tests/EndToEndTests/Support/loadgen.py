@@ -3,8 +3,8 @@
 
 Half the threads reuse one keep-alive connection each, half open a fresh connection per
 request. It runs until STOP_FILE exists or MAX_SECONDS pass, then prints one JSON summary:
-requests, failures (with the first few errors), which X-Release answered how often, latency
-percentiles. A request that failed on a reused keep-alive connection before any byte of a
+requests, failures (with the first few errors), which X-Release answered how often and when it
+first and last answered (wall clock), latency percentiles. A request that failed on a reused keep-alive connection before any byte of a
 response arrived is retried once on a new connection, as browsers, Go and nginx do for
 idempotent requests; such retries are counted apart and are not failures.
 
@@ -18,7 +18,8 @@ host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 threads, stop_file, max_seconds = int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
 mode = sys.argv[7] if len(sys.argv) > 7 else "mixed"
 lock = threading.Lock()
-stats = {"requests": 0, "failed": 0, "errors": [], "releases": {}, "retried_keepalive": 0, "latencies": []}
+stats = {"requests": 0, "failed": 0, "errors": [], "releases": {}, "retried_keepalive": 0, "latencies": [],
+         "first_seen": {}, "last_seen": {}}
 
 def record(ok, release=None, error=None, latency=None, retried=False):
     with lock:
@@ -26,6 +27,11 @@ def record(ok, release=None, error=None, latency=None, retried=False):
         if retried: stats["retried_keepalive"] += 1
         if ok:
             stats["releases"][release] = stats["releases"].get(release, 0) + 1
+            # Wall-clock times (the response's end) a release first and last answered, so a test
+            # can tell whether a release answered after a moment it names.
+            now = time.time()
+            stats["first_seen"].setdefault(release, now)
+            stats["last_seen"][release] = now
             stats["latencies"].append(latency)
         else:
             stats["failed"] += 1

@@ -91,6 +91,7 @@ function drain(signal) {
   console.log(`${signal}: draining`);
   if (process.env.IGNORE_STOP === "1") { console.log("IGNORE_STOP=1: not stopping"); return; }
   if (sockets) sockets.clients.forEach((ws) => ws.close(1001, "server restarting"));
+  if (own) own.close();
   server.close(() => {
     if (redis) redis.quit().catch(() => {});
     console.log("drained, exiting");
@@ -104,11 +105,16 @@ function drain(signal) {
 process.on("SIGINT", () => drain("SIGINT"));
 process.on("SIGTERM", () => drain("SIGTERM"));
 
+// fd 3 is the app's socket, shared by every worker; with health.path, fd 4 is this worker's
+// own, where Slipway checks it (LISTEN_FDS=2). Serving both is one line.
+let own = null;
 connectRedis().then(() => {
-  server = app.listen(process.env.LISTEN_FDS === "1" ? { fd: 3 } : { port: Number(process.env.PORT || 3000), host: "127.0.0.1" }, () => {
+  const fds = Number(process.env.LISTEN_FDS || 0);
+  server = app.listen(fds >= 1 ? { fd: 3 } : { port: Number(process.env.PORT || 3000), host: "127.0.0.1" }, () => {
     console.log(`serving release ${release} (pid ${process.pid})`);
     notifyReady();
   });
+  if (fds >= 2 && process.env.SERVE_ONLY_FD3 !== "1") own = require("http").createServer(app).listen({ fd: 4 });
   server.keepAliveTimeout = 5000;
   serveWebSockets();
 }).catch((err) => {

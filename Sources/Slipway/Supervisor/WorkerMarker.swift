@@ -1,0 +1,41 @@
+import Foundation
+import SlipwayCore
+
+/// Every worker carries `SLIPWAY_SUPERVISED=<state_dir>/workers/<app>` in its environment, so
+/// a worker spawned after the last write of the worker table (the agent was killed in between)
+/// is still found by the next agent: it is treated as an orphan (it serves until the new
+/// workers are up, then it is stopped), whichever release it runs, even one pruned since.
+///
+/// Only session leaders count: every worker is one (the spawn makes a new session), while the
+/// processes a worker starts inherit the marker but not the leadership, and go with its group.
+/// An app can copy the marker into a process of its own, and so only gets its own process
+/// stopped: the agent signals nothing but marked session leaders, and, when it runs as root,
+/// none that runs as root (workers never do; a setuid program an app started with a copied
+/// marker would).
+enum WorkerMarker {
+    static let variable = "SLIPWAY_SUPERVISED"
+
+    static func value(stateDir: String, app: AppName) -> String { WorkerTable.path(stateDir: stateDir, app: app.value) }
+
+    /// The live, marked workers of `app` on this host, as rows for the orphan list.
+    static func find(stateDir: String, app: AppName) -> [WorkerTable.Worker] {
+        let marker = Array("\(variable)=\(value(stateDir: stateDir, app: app))".utf8)
+        var found: [WorkerTable.Worker] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), pid > 1, pid != getpid(),
+                  let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { continue }
+            let entries = environ.split(separator: 0)
+            guard entries.contains(where: { $0.elementsEqual(marker) }), ProcessTable.isSessionLeader(pid),
+                  geteuid() != 0 || ProcessTable.uids(of: pid).map({ !$0.isEmpty && !$0.contains(0) }) == true,
+                  let start = ProcessTable.startTime(of: pid), ProcessTable.isRunning(pid, startTime: start) else { continue }
+            func variable(_ key: String) -> String? {
+                let prefix = Array("\(key)=".utf8)
+                return entries.first { $0.starts(with: prefix) }.map { String(decoding: $0.dropFirst(prefix.count), as: UTF8.self) }
+            }
+            guard let release = variable("SLIPWAY_RELEASE").flatMap(ReleaseID.init) else { continue }
+            found.append(WorkerTable.Worker(slot: variable("SLIPWAY_WORKER").flatMap(Int.init) ?? -1, pid: pid, procStartTime: start,
+                                            release: release, generation: "?", state: .ready, startedAt: .now, restarts: 0))
+        }
+        return found
+    }
+}

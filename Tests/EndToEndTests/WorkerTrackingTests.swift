@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// Nested in WorkerHealthTests, whose `.serialized` covers it: one of these long blocking tests
+/// at a time, so they hold one of the test pool's threads, not two.
+extension WorkerHealthTests {
+    /// Every worker tracked, whatever was killed when: `kill -9` of the agent at random points of
+    /// rollouts (deploys that prune, reloads) ends each time with exactly `instances` workers, all
+    /// of the current release, all in the table.
+    @Suite(.timeLimit(.minutes(10)))
+    struct WorkerTrackingTests {
+        @Test func killingTheAgentAtThirtyRandomPointsOfRolloutsLeavesExactlyInstancesTrackedWorkers() throws {
+            let app = try TinyApp.make(instances: 2, keep: 2)
+            try app.start()
+            let releases = app.f.appsRoot + "/demo/releases"
+            var delays: [Int] = []
+            for iteration in 0..<30 {
+                // Even iterations deploy a new commit (keep: 2, so older releases are pruned while
+                // workers of theirs may still run); odd ones reload every worker.
+                if iteration % 2 == 0 { try app.f.commitSource(["VERSION": "v\(iteration)"], message: "v\(iteration)") }
+                let trigger = try app.f.launch(iteration % 2 == 0 ? ["deploy", "demo", "--wait"] : ["reload", "demo"])
+                let delay = Int.random(in: 0...900)
+                delays.append(delay)
+                usleep(UInt32(delay) * 1000)
+                kill(app.agent.processIdentifier, SIGKILL)
+                app.agent.waitUntilExit()
+                if trigger.isRunning { kill(trigger.processIdentifier, SIGKILL) }
+                trigger.waitUntilExit()
+
+                let restarted = Date()
+                try app.start()
+                var seen: (leaders: [Int32: String], table: Set<Int32>, current: String?) = ([:], [], nil)
+                let settled = app.f.waitUntil(seconds: 30) {
+                    let current = app.f.current()
+                    let leaders = WorkerProcesses.leaders(under: releases)
+                    let table = (try? app.workerPIDs()) ?? []
+                    seen = (leaders, table, current)
+                    // The new agent's own first pass has finished, and converged.
+                    guard let current, let status = try? app.f.statusJSON(), let pass = status["lastPass"] as? [String: Any],
+                          pass["converged"] as? Bool == true, let started = (pass["startedAt"] as? String).flatMap(Self.time),
+                          started >= restarted.addingTimeInterval(-0.01) else { return false }
+                    return leaders.count == 2 && Set(leaders.keys) == table && leaders.values.allSatisfy { $0 == "\(releases)/\(current)/backend" }
+                }
+                #expect(settled, "iteration \(iteration), killed \(delay) ms into the rollout: \(seen.leaders.count) workers \(seen.leaders), table \(seen.table.sorted()), current \(seen.current ?? "-")\n\(app.agentLog.suffix(3000))")
+                if !settled { break }
+            }
+            print("kill -9 at \(delays.count) points (ms into a rollout): \(delays)")
+            #expect(app.stop(), "the agent did not exit on SIGTERM")
+            #expect(WorkerProcesses.leaders(under: releases).isEmpty)
+        }
+
+        static func time(_ text: String) -> Date? {
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return format.date(from: text)
+        }
+
+        /// As an attacker: the marker can be copied into any environment, so a process running as
+        /// root that carries it (a setuid program an app started with its own environment) must not
+        /// be taken for a worker and stopped by the root agent.
+        @Test func aRootProcessCarryingACopiedMarkerIsNotStopped() throws {
+            guard geteuid() == 0 else { return }
+            let app = try TinyApp.make(instances: 2, keep: 2)
+            try app.start()
+            let current = try #require(app.f.current())
+            let marker = "SLIPWAY_SUPERVISED=\(app.f.stateDir)/workers/demo.json"
+            let decoy = Process()
+            decoy.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+            decoy.arguments = ["/usr/bin/env", marker, "SLIPWAY_RELEASE=\(current)", "SLIPWAY_WORKER=0", "/bin/sleep", "300"]
+            decoy.standardOutput = FileHandle.nullDevice
+            decoy.standardError = FileHandle.nullDevice
+            try decoy.run()
+            var decoyPID: Int32?
+            #expect(app.f.waitUntil(seconds: 10) {
+                decoyPID = Self.processes(carrying: marker).first { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8))?.hasPrefix("/bin/sleep") == true }
+                return decoyPID != nil
+            })
+            let pid = try #require(decoyPID)
+            defer { kill(pid, SIGKILL) }
+            let workers = try app.workerPIDs()
+            kill(app.agent.processIdentifier, SIGKILL)
+            app.agent.waitUntilExit()
+            try app.start()
+            // The real orphans are replaced and stopped; the root decoy is left alone.
+            #expect(app.f.waitUntil(seconds: 30) { workers.allSatisfy { !WorkerApp.isRunning($0) } }, "\(app.workerLog)")
+            #expect(WorkerApp.isRunning(pid), "the root process with a copied marker was stopped")
+            #expect(app.stop())
+        }
+
+        static func processes(carrying entry: String) -> [Int32] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> Int32? in
+                guard let pid = Int32(name), let environ = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { return nil }
+                return environ.split(separator: 0).contains { $0.elementsEqual(Array(entry.utf8)) } ? pid : nil
+            }
+        }
+    }
+}

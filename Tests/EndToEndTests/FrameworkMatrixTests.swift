@@ -42,10 +42,10 @@ import Testing
         """)
     }
 
+    /// uvicorn serves one socket only: no health.path (which checks each worker on its fd 4).
     @Test func fastAPIUnderUvicornWithFD3() throws {
         let matrix = try Self.runMatrix("fastapi/uvicorn", files: ["app.py": Recipes.fastAPI], backend: """
         command: uvicorn app:app --fd 3
-        health: {path: /api/hello}
         stop: {signal: SIGTERM, timeout: 10s}
         """)
         // TCP_NODELAY on the listening socket: no ~40 ms Nagle/delayed-ACK wait per keep-alive answer.
@@ -53,11 +53,11 @@ import Testing
         #expect(p50 < 5, "uvicorn keep-alive p50 \(p50) ms")
     }
 
+    /// net.FileListener on fd 3 only: no health.path (go-systemd's activation.Listeners() serves fd 4 too).
     @Test func goNetHTTP() throws {
         try Self.runMatrix("go net/http", files: ["main.go": Recipes.goServer, "go.mod": "module example.com/web\n\ngo 1.19\n"], backend: """
         build: go build -o web .
         command: ./web
-        health: {path: /api/hello}
         stop: {signal: SIGTERM, timeout: 10s}
         """, env: ["GOFLAGS": "-mod=mod", "GOPROXY": "off"])
     }

@@ -23,7 +23,7 @@ struct SlipwayCommand: AsyncParsableCommand {
         subcommands: [
             AgentCommand.self, ValidateCommand.self, StatusCommand.self, ReleasesCommand.self,
             DeployCommand.self, RollbackCommand.self, ReloadCommand.self, ApplyCommand.self, LogsCommand.self, TrustCommand.self, NotifyCommand.self,
-            CheckCommand.self, KeyCommand.self,
+            CheckCommand.self, KeyCommand.self, CacheCommand.self,
         ]
     )
 }

@@ -68,7 +68,7 @@ import Testing
         #expect(problems("  command: x\n  user: root\n").first?.contains("backend.user must not be root") == true)
         #expect(problems("  command: x\n  user: Bad User\n").first?.contains("not a valid account name") == true)
         #expect(problems("  command: x\n  env_file: env/app.env\n").first?.contains("backend.env_file must be an absolute path") == true)
-        #expect(problems("  command: x\n  stop: {signal: SIGHUP}\n").first?.contains("must be SIGINT or SIGTERM, not 'SIGHUP'") == true)
+        #expect(problems("  command: x\n  stop: {signal: SIGSTOP}\n").first?.contains("must be one of SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, not 'SIGSTOP'") == true)
         #expect(problems("  command: x\n  max_memory: lots\n").first?.contains("backend.max_memory must be a size of at least 1M") == true)
         #expect(problems("  command: x\n  health: {path: health}\n").first?.contains("must be a URL path starting with '/'") == true)
         #expect(problems("  command: x\n  health: {path: /h}\n").first?.contains("checked through backend.listen, which is not set") == true)

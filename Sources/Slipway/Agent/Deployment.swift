@@ -236,11 +236,17 @@ struct Deployment {
         if let command = app.manifest.backend?.build { steps.append(("backend", command)) }
         guard !steps.isEmpty else { return }
         var environment = BuildRunner.baseEnvironment(app: app.manifest.app, release: id, sha: app.sourceSHA, staging: staging)
+        let home = BuildHome(layout: store.layout)
+        environment.merge(home.environment) { $1 }
         for variable in app.manifest.env { environment[variable.name] = variable.value }
         let log = try BuildLog.create(at: logPath, maxBytes: config?.buildLogMax ?? AgentConfig.defaultBuildLogMax)
         defer { log.close() }
+        do {
+            try home.prepare(for: account)
+        } catch {
+            throw StageFailure(stage: .build, message: "\(error)")
+        }
         if let account {
-            environment["HOME"] = account.home
             environment["USER"] = account.name
             // The build may write in its tree; the files it did not make stay read-only to it.
             do {

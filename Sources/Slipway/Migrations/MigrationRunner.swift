@@ -25,7 +25,12 @@ struct MigrationRunner {
     /// environment, its build log, and a marker under the app's staging root.
     static func forRelease(_ release: ReleaseID, of app: ResolvedApp, migrate: Migrate, config: AgentConfig) throws -> MigrationRunner {
         let layout = AppLayout(appsRoot: config.appsRoot, app: app.manifest.app)
-        let environment = try AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
+        var environment = try AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
+        // The build's home and caches (the manifest's env still wins).
+        let home = BuildHome(layout: layout)
+        try home.prepare(for: environment.account)
+        let declared = Set(environment.declared.map(\.name))
+        for (name, value) in home.environment where !declared.contains(name) { environment.variables[name] = value }
         var runner = MigrationRunner(migrate: migrate, directory: layout.release(release) + "/backend", environment: environment,
                                      logPath: BuildLog.path(in: BuildLog.directory(stateDir: config.stateDir, app: app.manifest.app), release: release),
                                      marker: layout.staging + "/\(release)")

@@ -213,7 +213,8 @@ actor AppSupervisor {
         switch await worker.waitReady(notify: ready.notify, timeout: ready.timeout, settle: Workers.Ready.settle) {
         case .ready: break
         case .exited(let termination):
-            return "\(termination.explanation) while starting; see 'slipway logs \(app)'"
+            let why = await StartFailureHint.explain(worker, target: target, log: log)
+            return "\(termination.explanation) while starting" + (why.map { ": \($0)" } ?? "") + "; see 'slipway logs \(app)'"
         case .timedOut:
             await stop(worker, as: target.workers.stop)
             return "was not ready within \(DurationText.format(ready.timeout))" + (ready.notify ? " (no READY=1 on NOTIFY_SOCKET)" : "")

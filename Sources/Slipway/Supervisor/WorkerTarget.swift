@@ -38,6 +38,7 @@ extension WorkerTarget {
             environment["HOST"] = host
             environment["PORT"] = String(port)
         }
+        environment = NodePreload.environment(environment, for: workers)
         let generation = WorkerGeneration(release: release, command: workers.command, user: app.account?.name, listen: workers.listen,
                                           environment: app.declared, key: try GenerationKey.load(stateDir: config.stateDir))
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))

@@ -1,9 +1,9 @@
 /// Decodes the `backend` section: where it is, how it is built, and how its workers run.
 enum BackendDecoder {
     static let keys = ["build", "dir", "user", "env_file", "command", "instances", "listen", "ready", "health", "stop",
-                       "max_memory", "restart"]
+                       "max_memory", "restart", "preload"]
     /// Keys that only mean something when workers run.
-    static let workerKeys = ["instances", "listen", "ready", "health", "stop", "max_memory", "restart"]
+    static let workerKeys = ["instances", "listen", "ready", "health", "stop", "max_memory", "restart", "preload"]
 
     static func decode(_ node: YAMLNode, _ reader: FieldReader) -> Manifest.Backend? {
         guard let fields = reader.fields(of: node, named: "backend", known: keys) else { return nil }
@@ -50,7 +50,14 @@ enum BackendDecoder {
                           hint: "Slipway execs the command so signals and LISTEN_PID reach the program; put a sequence or pipeline in a script that ends with 'exec'")
             return nil
         }
+        if let assignment = WorkerCommand.leadingAssignment(in: command) {
+            let name = assignment.prefix { $0 != "=" }
+            reader.report("backend.command starts with the variable assignment '\(assignment)'", at: commandNode.mark,
+                          hint: "variables go in the manifest's env (env: {\(name): \"\(assignment.dropFirst(name.count + 1))\"}); the command names the program")
+            return nil
+        }
         var workers = Workers(command: command)
+        if let value = fields["preload"].flatMap({ reader.bool($0, "backend.preload") }) { workers.preload = value }
         if let node = fields["instances"] {
             if case .scalar("max", _) = node.content {
                 workers.instances = .max
@@ -99,8 +106,9 @@ enum BackendDecoder {
                 if let signal = Workers.StopSignal(rawValue: name) {
                     workers.stop.signal = signal
                 } else {
-                    reader.report("backend.stop.signal must be SIGINT or SIGTERM, not '\(text)'", at: signalNode.mark,
-                                  hint: "SIGTERM suits most servers (gunicorn, Go, systemd's default); PM2 apps expect SIGINT")
+                    let names = Workers.StopSignal.allCases.map(\.rawValue).joined(separator: ", ")
+                    reader.report("backend.stop.signal must be one of \(names), not '\(text)'", at: signalNode.mark,
+                                  hint: "SIGTERM suits most servers (gunicorn, Go, systemd's default); PM2 apps expect SIGINT; unicorn and php-fpm stop gracefully on SIGQUIT")
                 }
             }
             if let value = stop["timeout"].flatMap({ reader.duration($0, "backend.stop.timeout", atLeast: .milliseconds(100)) }) {

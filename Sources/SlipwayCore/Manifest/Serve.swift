@@ -6,12 +6,16 @@ public struct Serve: Sendable, Equatable {
     /// Navigation paths (no file extension) fall back to `/index.html`.
     public var spa: Bool
     public var api: API?
+    /// Paths cached as immutable besides the hashed names nginx recognises: URL prefixes
+    /// (`/assets/`) or globs (`/static/*.js`, `/media/**`).
+    public var immutable: [ImmutablePath]
 
-    public init(serverNames: [String], listen: ServeListen = .port(80), spa: Bool = false, api: API? = nil) {
+    public init(serverNames: [String], listen: ServeListen = .port(80), spa: Bool = false, api: API? = nil, immutable: [ImmutablePath] = []) {
         self.serverNames = serverNames
         self.listen = listen
         self.spa = spa
         self.api = api
+        self.immutable = immutable
     }
 
     public struct API: Sendable, Equatable {
@@ -48,7 +52,7 @@ public enum ServeListen: Sendable, Equatable, CustomStringConvertible {
 /// Decodes `frontend.serve`, refusing anything that could break out of the rendered directive.
 enum ServeDecoder {
     static func decode(_ node: YAMLNode, _ reader: FieldReader) -> Serve? {
-        guard let fields = reader.fields(of: node, named: "frontend.serve", known: ["server_name", "listen", "spa", "api"]) else { return nil }
+        guard let fields = reader.fields(of: node, named: "frontend.serve", known: ["server_name", "listen", "spa", "api", "immutable"]) else { return nil }
         var names: [String] = []
         if let nameNode = fields.required("server_name", example: "platform.example.com") {
             let entries: [(String, SourceMark)]
@@ -90,6 +94,22 @@ enum ServeDecoder {
             }
             let timeout = api["read_timeout"].flatMap { reader.duration($0, "frontend.serve.api.read_timeout", atLeast: .seconds(1)) }
             if let path { serve.api = Serve.API(path: path, readTimeout: timeout ?? .seconds(60)) }
+        }
+        if let node = fields["immutable"] {
+            let entries: [(String, SourceMark)]
+            if case .sequence = node.content {
+                entries = reader.stringList(node, "frontend.serve.immutable") ?? []
+            } else {
+                entries = reader.nonEmptyString(node, "frontend.serve.immutable").map { [($0, node.mark)] } ?? []
+            }
+            for (text, mark) in entries {
+                if let path = ImmutablePath.parse(text) {
+                    serve.immutable.append(path)
+                } else {
+                    reader.report("frontend.serve.immutable '\(text)' is not a URL path prefix or glob", at: mark,
+                                  hint: "for example /assets/ (a prefix) or /static/*.js (* within a segment, ** across); letters, digits, / . _ ~ - * ? only, no '..'")
+                }
+            }
         }
         return names.isEmpty ? nil : serve
     }

@@ -29,6 +29,29 @@ public enum WorkerCommand {
         return nil
     }
 
+    /// The command's words before any quote: enough to name the program and see an assignment.
+    private static func leadingWords(_ command: String) -> [Substring] {
+        var words = command.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        if words.first == "exec" { words.removeFirst() }
+        return words
+    }
+
+    /// A `NAME=value` the command starts with (`PORT=4000 node app.js`), or nil. Such a
+    /// variable belongs in the manifest's `env`, where every worker and status can see it.
+    public static func leadingAssignment(in command: String) -> String? {
+        guard let first = leadingWords(command).first, let equals = first.firstIndex(of: "=") else { return nil }
+        let name = first[..<equals]
+        let isName = !name.isEmpty && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }
+            && !("0"..."9").contains(name.first!)
+        return isName ? String(first) : nil
+    }
+
+    /// The program's file name (`node` for `exec /usr/bin/node server.js`), or nil.
+    public static func programName(of command: String) -> String? {
+        guard let first = leadingWords(command).first, !first.contains("\""), !first.contains("'") else { return nil }
+        return first.split(separator: "/").last.map(String.init)
+    }
+
     /// The command as `/bin/sh -c` gets it: `LISTEN_PID` set to the shell's pid, which `exec`
     /// hands to the program.
     public static func shellLine(_ command: String) -> String {

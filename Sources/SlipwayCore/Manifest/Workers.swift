@@ -13,9 +13,12 @@ public struct Workers: Sendable, Equatable {
     /// RSS of a worker's process group above which it is replaced gracefully.
     public var maxMemory: UInt64?
     public var restart: Restart
+    /// Whether a Node worker on a TCP listener gets Slipway's preload (`backend.preload`).
+    public var preload: Bool
 
     public init(command: String, instances: Instances = .count(1), listen: WorkerListen? = nil, ready: Ready = Ready(),
-                health: Health? = nil, stop: Stop = Stop(), maxMemory: UInt64? = nil, restart: Restart = Restart()) {
+                health: Health? = nil, stop: Stop = Stop(), maxMemory: UInt64? = nil, restart: Restart = Restart(),
+                preload: Bool = true) {
         self.command = command
         self.instances = instances
         self.listen = listen
@@ -24,6 +27,7 @@ public struct Workers: Sendable, Equatable {
         self.stop = stop
         self.maxMemory = maxMemory
         self.restart = restart
+        self.preload = preload
     }
 
     public enum Instances: Sendable, Equatable, CustomStringConvertible {
@@ -79,12 +83,29 @@ public struct Workers: Sendable, Equatable {
         }
     }
 
+    /// The signals a server may take as "stop gracefully": unicorn and php-fpm use SIGQUIT,
+    /// some servers SIGHUP, SIGUSR1/2 or SIGWINCH (Apache's graceful-stop).
     public enum StopSignal: String, Sendable, Equatable, CaseIterable {
         case int = "SIGINT"
         case term = "SIGTERM"
+        case quit = "SIGQUIT"
+        case hup = "SIGHUP"
+        case usr1 = "SIGUSR1"
+        case usr2 = "SIGUSR2"
+        case winch = "SIGWINCH"
 
         /// The Linux signal number.
-        public var number: Int32 { self == .int ? 2 : 15 }
+        public var number: Int32 {
+            switch self {
+            case .int: 2
+            case .term: 15
+            case .quit: 3
+            case .hup: 1
+            case .usr1: 10
+            case .usr2: 12
+            case .winch: 28
+            }
+        }
     }
 
     public struct Restart: Sendable, Equatable {

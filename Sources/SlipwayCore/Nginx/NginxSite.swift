@@ -10,9 +10,12 @@ public enum NginxSite {
         name.hasPrefix("slipway-") && name.hasSuffix(".conf") && AppName(String(name.dropFirst(8).dropLast(5))) != nil
     }
 
-    /// Hashed asset names: `-` or `.` then 8+ hex digits before the extension (webpack's
-    /// contenthash, esbuild's, the example's build script). They are immutable by construction.
-    public static let hashedAsset = #"[.-][0-9a-f]{8,}\.[A-Za-z0-9]+$"#
+    /// Hashed asset names, immutable by construction: `-` or `.` then, before the extension,
+    /// 8+ lowercase hex digits (webpack's and rollup's contenthash), 8 base32 characters
+    /// (esbuild: `main-VWVP5UOZ.js`), or 8 base64url characters mixing upper case, lower case and
+    /// a digit, `_` or `-` (Vite 5 / Rollup 4: `index-B4x_kQ2a.js`). A word such as
+    /// `-MyWidget` is not taken for a hash; `frontend.serve.immutable` names what this cannot know.
+    public static let hashedAsset = #"[.-]([0-9a-f]{8,}|[A-Z2-7]{8}|(?=[A-Za-z0-9_-]{0,7}[0-9_-])(?=[A-Za-z0-9_-]{0,7}[A-Z])(?=[A-Za-z0-9_-]{0,7}[a-z])[A-Za-z0-9_-]{8})\.[A-Za-z0-9]+$"#
 
     /// - Parameters:
     ///   - appRoot: `<apps_root>/<app>`, nginx's root for the server: every location below tries
@@ -44,6 +47,9 @@ public enum NginxSite {
             "    # app's files is never served); `current` itself is Slipway's link to the release.",
             "    disable_symlinks on from=$document_root\(current);",
             "",
+        ]
+        lines += ImmutablePaths.locations(serve.immutable, current: current, archive: archive)
+        lines += [
             "    # Hashed assets never change: cache them for a year. One missing from the current release",
             "    # is looked up in the kept releases, so a browser still holding an older index.html loads it.",
             "    location ~ \"\(hashedAsset)\" {",
@@ -60,10 +66,11 @@ public enum NginxSite {
             "        add_header Cache-Control \"no-cache\";",
             "        try_files \(current)$uri =404;",
             "    }",
-            "    # Any other file: served when it exists, else 404 (never index.html served as JavaScript).",
+            "    # Any other file: the current release's, else a kept release's (an old page's own chunks,",
+            "    # whatever their names), else 404 (never index.html served as JavaScript).",
             "    location ~ \"\\.[A-Za-z0-9]+$\" {",
             "        add_header Cache-Control \"no-cache\";",
-            "        try_files \(current)$uri =404;",
+            "        try_files \(current)$uri /\(archive)$uri =404;",
             "    }",
         ]
         if serve.spa {

@@ -217,14 +217,15 @@ final class LoadRun {
         var lastSeen: [String: Double] = [:]
     }
 
-    init(port: Int, path: String = "/api/hello", threads: Int = 4, scratch: String, maxSeconds: Int = 240) throws {
+    /// `mode`: loadgen.py's client mix ("mixed", "keepalive-retry", "keepalive-noretry").
+    init(port: Int, path: String = "/api/hello", threads: Int = 4, scratch: String, maxSeconds: Int = 240, mode: String = "mixed") throws {
         let id = UUID().uuidString
         stopFile = scratch + "/load-stop-\(id)"
         outputFile = scratch + "/load-\(id).json"
         _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = [WorkerApp.packageRoot + "/Tests/EndToEndTests/Support/loadgen.py", "127.0.0.1", String(port), path,
-                             String(threads), stopFile, String(maxSeconds)]
+                             String(threads), stopFile, String(maxSeconds), mode]
         process.standardOutput = FileHandle(forWritingAtPath: outputFile)
         process.standardError = FileHandle.nullDevice
         try process.run()

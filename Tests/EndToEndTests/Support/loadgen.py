@@ -7,11 +7,16 @@ requests, failures (with the first few errors), which X-Release answered how oft
 first and last answered (wall clock), latency percentiles. A request that failed on a reused keep-alive connection before any byte of a
 response arrived is retried once on a new connection, as browsers, Go and nginx do for
 idempotent requests; such retries are counted apart and are not failures.
+
+An optional MODE (7th argument) changes the clients: "mixed" (the default, as above),
+"keepalive-retry" (every thread keeps its connection and retries as above) or
+"keepalive-noretry" (every thread keeps its connection and never retries, like wrk).
 """
 import http.client, json, os, sys, threading, time
 
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 threads, stop_file, max_seconds = int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+mode = sys.argv[7] if len(sys.argv) > 7 else "mixed"
 lock = threading.Lock()
 stats = {"requests": 0, "failed": 0, "errors": [], "releases": {}, "retried_keepalive": 0, "latencies": [],
          "first_seen": {}, "last_seen": {}}
@@ -50,7 +55,7 @@ def worker(keepalive):
             try:
                 status, release, connection = one(conn)
             except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as e:
-                if not reused: raise
+                if not reused or mode == "keepalive-noretry": raise
                 # The server closed an idle keep-alive connection as we sent: retry once, fresh.
                 conn.close()
                 conn = http.client.HTTPConnection(host, port, timeout=10)
@@ -68,7 +73,7 @@ def worker(keepalive):
             time.sleep(0.01)
     if conn: conn.close()
 
-pool = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(threads)]
+pool = [threading.Thread(target=worker, args=(mode != "mixed" or i % 2 == 0,)) for i in range(threads)]
 for t in pool: t.start()
 for t in pool: t.join()
 lat = sorted(stats.pop("latencies"))

@@ -29,7 +29,7 @@ public struct HostCheck {
         let access = RemoteAccess(git: config.git, stateDir: config.stateDir)
         let (manifestsLine, manifests) = readManifests(access: access)
         lines.append(manifestsLine)
-        var users: Set<String> = [config.appsUser]
+        var users: Set<String> = Set([config.appsUser].compactMap { $0 })
         var seen: Set<String> = [config.manifests.repo]
         for (app, entry) in (manifests?.valid ?? [:]).sorted(by: { $0.key < $1.key }) where entry.manifest.runs(on: config.host) {
             if let user = entry.manifest.backend?.user { users.insert(user) }

@@ -57,7 +57,7 @@ enum ImmutablePaths {
             }
             lines += [
                 "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
-                "        try_files \(current)$uri /\(archive)$uri =404;",
+                "        try_files \(current)$uri @archive;",
                 "    }",
             ]
         }

@@ -70,7 +70,13 @@ public enum NginxSite {
             "    # whatever their names), else 404 (never index.html served as JavaScript).",
             "    location ~ \"\\.[A-Za-z0-9]+$\" {",
             "        add_header Cache-Control \"no-cache\";",
-            "        try_files \(current)$uri /\(archive)$uri =404;",
+            "        try_files \(current)$uri @archive_file;",
+            "    }",
+            "    # The archive is Slipway's own link to its kept trees: symlinks are checked only below it.",
+            "    location @archive_file {",
+            "        add_header Cache-Control \"no-cache\";",
+            "        disable_symlinks on from=$document_root/\(archive);",
+            "        try_files /\(archive)$uri =404;",
             "    }",
         ]
         if serve.spa {

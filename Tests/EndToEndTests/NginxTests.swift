@@ -179,7 +179,8 @@ struct NginxTests {
         #expect(result.stdout.contains("echo from \(release): ping"), "\(result.output)")
         let rendered = try #require(app.f.read(nginx.sitesDir + "/slipway-demo.conf"))
         for line in ["proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header X-Forwarded-For",
-                     "proxy_set_header Host $host;", "proxy_read_timeout 60s;", "proxy_pass http://127.0.0.1:\(app.port);"] {
+                     "proxy_set_header Host $host;", "proxy_read_timeout 60s;", "proxy_pass http://slipway_demo_workers;",
+                     "server 127.0.0.1:\(app.port) max_fails=0;"] {
             #expect(rendered.contains(line), "\(line)")
         }
     }

@@ -36,6 +36,18 @@ public enum NginxSite {
                 "",
             ]
         }
+        let upstreamName = "slipway_" + String(app.value.map { $0 == "-" ? "_" : $0 }) + "_workers"
+        if serve.api != nil, let upstream {
+            lines += [
+                "upstream \(upstreamName) {",
+                "    # The same socket twice: a request whose connection a draining worker closed as it",
+                "    # accepted it is retried once, on a fresh connection, which a live worker takes.",
+                "    server \(upstream.serverAddress) max_fails=0;",
+                "    server \(upstream.serverAddress) max_fails=0;",
+                "}",
+                "",
+            ]
+        }
         let current = "/current/frontend"
         lines += [
             "server {",
@@ -104,7 +116,9 @@ public enum NginxSite {
             lines += [
                 "    # The backend's workers, through the socket the agent owns (WebSockets included).",
                 "    location ^~ \(api.path) {",
-                "        proxy_pass \(upstream.proxyPass);",
+                "        proxy_pass http://\(upstreamName);",
+                "        proxy_next_upstream error timeout;",
+                "        proxy_next_upstream_tries 2;",
                 "        proxy_http_version 1.1;",
                 "        proxy_set_header Upgrade $http_upgrade;",
                 "        proxy_set_header Connection $\(variable);",
@@ -131,6 +145,16 @@ public enum NginxSite {
                 let connect = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
                 return connect.contains(":") ? "http://[\(connect)]:\(port)" : "http://\(connect):\(port)"
             case .unix(let path): return "http://unix:\(path):"
+            }
+        }
+
+        /// The address as an `upstream` block's `server` names it.
+        var serverAddress: String {
+            switch self {
+            case .tcp(let host, let port):
+                let connect = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
+                return connect.contains(":") ? "[\(connect)]:\(port)" : "\(connect):\(port)"
+            case .unix(let path): return "unix:\(path)"
             }
         }
     }

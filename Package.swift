@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "SlipwayTests", dependencies: ["Slipway", "SlipwayCore"]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "slipway", "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
-        ], exclude: ["Support/loadgen.py", "Support/readerloop.py", "Support/wsclient.js"]),
+        ], exclude: ["Support/loadgen.py", "Support/readerloop.py", "Support/wsclient.js", "Support/tinyworker.py"]),
     ]
 )

@@ -26,7 +26,7 @@ struct ApplyCommand: AsyncParsableCommand {
         try await Self.reporting {
             let config = try options.load()
             let commit = commit.lowercased()
-            guard commit.count >= 7, commit.count <= 40, commit.allSatisfy(\.isHexDigit) else {
+            guard RemovalPolicy.isCommitPrefix(commit) else {
                 throw CLIError("'\(self.commit)' is not a commit id; give the id 'slipway status' shows (7 to 40 hex digits)")
             }
             let state = StateFile(stateDir: config.stateDir).load()

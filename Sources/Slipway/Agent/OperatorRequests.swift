@@ -89,7 +89,7 @@ public struct OperatorRequests: Sendable {
         }
         if wire.kind == "allow-removals" {
             let commit = (wire.argument ?? "").lowercased()
-            guard commit.count >= 7, commit.count <= 40, commit.allSatisfy(\.isHexDigit) else {
+            guard RemovalPolicy.isCommitPrefix(commit) else {
                 return .failure(Refusal(description: "allow-removals needs a commit id (7 to 40 hex digits)"))
             }
             do {

@@ -24,7 +24,7 @@ extension Reconciler {
         let path = Self.allowRemovalsPath(stateDir: config.stateDir)
         guard let bytes = FileOps.readFile(path, limit: 256) else { return }
         let commit = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        if commit.count >= 7, commit.count <= 40, commit.allSatisfy(\.isHexDigit) {
+        if RemovalPolicy.isCommitPrefix(commit) {
             state.allowedRemovals = commit
             logger.notice("operator allowed manifests commit \(commit) to remove apps")
         }

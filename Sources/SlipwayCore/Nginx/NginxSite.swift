@@ -111,7 +111,7 @@ public enum NginxSite {
                 "    }",
             ]
         }
-        if let api = serve.api, let upstream {
+        if let api = serve.api, upstream != nil {
             let seconds = max(1, api.readTimeout.components.seconds)
             lines += [
                 "    # The backend's workers, through the socket the agent owns (WebSockets included).",
@@ -141,9 +141,7 @@ public enum NginxSite {
 
         var proxyPass: String {
             switch self {
-            case .tcp(let host, let port):
-                let connect = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host
-                return connect.contains(":") ? "http://[\(connect)]:\(port)" : "http://\(connect):\(port)"
+            case .tcp: return "http://" + serverAddress
             case .unix(let path): return "http://unix:\(path):"
             }
         }

@@ -53,6 +53,11 @@ public enum RemovalPolicy {
         return Decision(verdicts: verdicts, held: nil)
     }
 
+    /// What `--allow-removals` accepts: a commit id or a prefix of it, 7 to 40 hex digits.
+    public static func isCommitPrefix(_ text: String) -> Bool {
+        text.count >= 7 && text.count <= 40 && text.allSatisfy(\.isHexDigit)
+    }
+
     /// Whether the operator's `--allow-removals` names this commit (its full id, or a prefix of 7 or more).
     public static func confirms(_ confirmed: String?, _ commit: String) -> Bool {
         guard let confirmed, confirmed.count >= 7 else { return false }

@@ -1,23 +1,35 @@
 #!/usr/bin/env python3
-"""Rolling reload vs a naive stop-then-start restart of the same app, under the same load.
+"""Rolling reload vs gunicorn's HUP reload vs a naive stop-then-start, under the same load.
 
-    python3 bench/rolling_reload.py [--reloads 10] [--instances 4] [--threads 4] [--steady 5]
+    python3 bench/rolling_reload.py [--rounds 5] [--reloads 3] [--instances 4] [--threads 4] [--steady 3]
+                                    [--slipway BIN] [--baseline BIN]
 
-Builds slipway (release) and deploys examples/platform (Node + Debian's node-express) with a
-running agent, `instances` workers on a loopback port. Then, with the load generator of the
-end-to-end tests (half keep-alive, half fresh connections) running throughout, measures:
+Deploys examples/platform (Node + Debian's node-express) with a running agent, `instances`
+workers on a loopback port (and, with BASELINE, a second agent of that binary deploying its own
+copy on another port: e.g. a build without the low start priority). Then, ROUNDS times, with the
+load generator of the end-to-end tests (half keep-alive, half fresh connections) running
+throughout each segment, one segment after the other (so the shared machine's load falls on
+every row alike):
   1. steady state: no reload, `steady` seconds;
-  2. Slipway: `slipway reload platform`, `reloads` times;
-  3. naive: the same server.js as one process on its own port, restarted `reloads` times the way
-     a hand-written script does it (SIGINT, wait for the exit, start it again, wait for the port);
-and prints failed requests, p50/p99 latency, and the time of one rolling reload of all workers
-beyond the app's own start time (from the worker log: spawn to READY=1, per worker).
+  2. Slipway: `slipway reload platform`, `reloads` times [3. the same on the BASELINE agent];
+  4. gunicorn (Debian's) with `instances` workers serving a tiny WSGI app: steady, then `reloads`
+     HUPs (each waits until every worker was replaced);
+  5. naive: the same server.js as one process on its own port, restarted `reloads` times the way
+     a hand-written script does it (SIGINT, wait for the exit, start it again, wait for the port).
+Prints one table: per row the medians over the rounds of p50/p99/max, the failures summed, and
+p99 against its own steady state (Slipway's rows against the Slipway steady row, gunicorn's HUP
+against gunicorn steady).
 """
-import argparse, json, os, re, shutil, socket, subprocess, sys, tempfile, time
-from datetime import datetime
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADGEN = os.path.join(ROOT, "Tests/EndToEndTests/Support/loadgen.py")
+
+WSGI_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Release", "gunicorn")])
+    return [b"hello from gunicorn\\n"]
+"""
 
 
 def git(repo, *args):
@@ -33,12 +45,12 @@ def free_port():
     return port
 
 
-def wait_port(port, seconds=30):
+def wait_port(port, seconds=30, path="/api/health"):
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"GET /api/health HTTP/1.0\r\n\r\n")
+                s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
                 if b" 200 " in s.recv(100):
                     return True
         except OSError:
@@ -60,23 +72,113 @@ class Load:
         return json.loads(out)
 
 
-def stamp(line):
-    return datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+class Deployed:
+    """One agent (its own state, apps and port) running examples/platform."""
+
+    def __init__(self, binary, work, tag, src, instances):
+        self.binary = binary
+        root = os.path.join(work, tag)
+        os.makedirs(root)
+        os.chmod(root, 0o755)
+        self.port = free_port()
+        manifests = os.path.join(root, "manifests")
+        os.makedirs(os.path.join(manifests, "manifests"))
+        with open(os.path.join(ROOT, "examples/platform/manifest.yaml.in")) as f:
+            text = f.read().replace("@SOURCE_REPO@", src).replace("@PORT@", str(self.port)).replace("instances: 2", f"instances: {instances}")
+        with open(os.path.join(manifests, "manifests/platform.yaml"), "w") as f:
+            f.write(text)
+        git(manifests, "init", "-q", "-b", "main")
+        git(manifests, "add", "-A")
+        git(manifests, "commit", "-q", "-m", "m")
+        self.config = os.path.join(root, "agent.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"host: bench\nmanifests: {{repo: {manifests}}}\napps_root: {root}/apps\nstate_dir: {root}/state\n"
+                    f"poll_interval: 1h\nlisten: 127.0.0.1:0\n" + ("apps_user: nobody\n" if os.geteuid() == 0 else ""))
+        self.agent = subprocess.Popen([binary, "agent", "--config", self.config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_port(self.port, 120), f"{tag}: the app did not come up"
+
+    def reload(self):
+        subprocess.run([self.binary, "reload", "platform", "--config", self.config], check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        self.agent.terminate()
+        self.agent.wait(timeout=30)
+
+
+class Gunicorn:
+    def __init__(self, work, instances):
+        folder = os.path.join(work, "gunicorn")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "gapp.py"), "w") as f:
+            f.write(WSGI_APP)
+        self.port = free_port()
+        self.proc = subprocess.Popen(["/usr/bin/gunicorn", "-w", str(instances), "-b", f"127.0.0.1:{self.port}", "--chdir", folder, "gapp:app"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_port(self.port, 30, "/"), "gunicorn did not come up"
+        time.sleep(1)
+
+    def workers(self):
+        out = subprocess.run(["/usr/bin/pgrep", "-P", str(self.proc.pid)], stdout=subprocess.PIPE, text=True).stdout
+        return set(out.split())
+
+    def reload(self):
+        """HUP, then wait until every worker is a new one (what a deploy waits for)."""
+        before = self.workers()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            now = self.workers()
+            if len(now) >= 1 and not (now & before) and len(now) == len(before):
+                return
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+class Naive:
+    def __init__(self, src):
+        self.port = free_port()
+        self.env = dict(os.environ, NODE_PATH="/usr/share/nodejs", PORT=str(self.port), SLIPWAY_RELEASE="naive")
+        self.env.pop("LISTEN_FDS", None)
+        self.env.pop("NOTIFY_SOCKET", None)
+        self.server = os.path.join(src, "server/server.js")
+        self.proc = self.start()
+
+    def start(self):
+        proc = subprocess.Popen(["node", self.server], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_port(self.port), "the naive server did not come up"
+        return proc
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        self.proc = self.start()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reloads", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--reloads", type=int, default=3)
     ap.add_argument("--instances", type=int, default=4)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--steady", type=float, default=5)
+    ap.add_argument("--steady", type=float, default=3)
+    ap.add_argument("--slipway", help="a slipway binary (default: build this checkout, release)")
+    ap.add_argument("--baseline", help="another slipway binary run side by side (its own agent and port)")
     args = ap.parse_args()
 
     subprocess.run([os.path.join(ROOT, "scripts/install-deps")], check=True)
-    print("building slipway (release)…", file=sys.stderr)
-    subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    slipway = os.path.join(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
-                                          stdout=subprocess.PIPE, text=True).stdout.strip(), "slipway")
+    slipway = args.slipway
+    if not slipway:
+        print("building slipway (release)…", file=sys.stderr)
+        subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        slipway = os.path.join(subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                                              stdout=subprocess.PIPE, text=True).stdout.strip(), "slipway")
 
     work = tempfile.mkdtemp(prefix="slipway-bench-")
     os.chmod(work, 0o755)
@@ -87,87 +189,68 @@ def main():
     git(src, "init", "-q", "-b", "main")
     git(src, "add", "-A")
     git(src, "commit", "-q", "-m", "v1")
-    port = free_port()
-    manifests = os.path.join(work, "manifests")
-    os.makedirs(os.path.join(manifests, "manifests"))
-    with open(os.path.join(ROOT, "examples/platform/manifest.yaml.in")) as f:
-        text = f.read().replace("@SOURCE_REPO@", src).replace("@PORT@", str(port)).replace("instances: 2", f"instances: {args.instances}")
-    with open(os.path.join(manifests, "manifests/platform.yaml"), "w") as f:
-        f.write(text)
-    git(manifests, "init", "-q", "-b", "main")
-    git(manifests, "add", "-A")
-    git(manifests, "commit", "-q", "-m", "m")
-    config = os.path.join(work, "agent.yaml")
-    with open(config, "w") as f:
-        f.write(f"host: bench\nmanifests: {{repo: {manifests}}}\napps_root: {work}/apps\nstate_dir: {work}/state\n"
-                f"poll_interval: 1h\nlisten: 127.0.0.1:0\n" + ("apps_user: nobody\n" if os.geteuid() == 0 else ""))
-
-    agent = subprocess.Popen([slipway, "agent", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    naive = None
+    running = []
     try:
-        assert wait_port(port, 60), "the app did not come up"
+        slip = Deployed(slipway, work, "slipway", src, args.instances)
+        running.append(slip)
+        base = None
+        if args.baseline:
+            base = Deployed(args.baseline, work, "baseline", src, args.instances)
+            running.append(base)
+        guni = Gunicorn(work, args.instances)
+        running.append(guni)
+        naive = Naive(src)
+        running.append(naive)
         time.sleep(1)
-        rows = []
 
-        load = Load(port, args.threads, scratch)
-        time.sleep(args.steady)
-        rows.append(("steady state (no reload)", load.finish(), None))
+        def steady(port):
+            load = Load(port, args.threads, scratch)
+            time.sleep(args.steady)
+            return load.finish()
 
-        log_path = f"{work}/state/logs/platform/workers.log"
-        reload_times, start_times = [], []
-        load = Load(port, args.threads, scratch)
-        for _ in range(args.reloads):
-            offset = os.path.getsize(log_path)
-            t = time.perf_counter()
-            subprocess.run([slipway, "reload", "platform", "--config", config], check=True, stdout=subprocess.DEVNULL)
-            reload_times.append(time.perf_counter() - t)
-            with open(log_path) as f:
-                f.seek(offset)
-                lines = f.read().splitlines()
-            started = {m.group(1): stamp(l) for l in lines if (m := re.search(r"\[(w\d+ \d+)\] slipway: started", l))}
-            ready = {m.group(1): stamp(l) for l in lines if (m := re.search(r"\[(w\d+ \d+)\] slipway: ready", l))}
-            start_times.append(sum(ready[k] - started[k] for k in ready if k in started))
-            time.sleep(0.5)
-        rows.append((f"Slipway rolling reload x{args.reloads}, {args.instances} workers", load.finish(), None))
+        def reloading(port, reload):
+            load = Load(port, args.threads, scratch)
+            for _ in range(args.reloads):
+                reload()
+                time.sleep(0.5)
+            return load.finish()
 
-        # The naive way: one process, stopped and started again.
-        nport = free_port()
-        env = dict(os.environ, NODE_PATH="/usr/share/nodejs", PORT=str(nport), SLIPWAY_RELEASE="naive")
-        env.pop("LISTEN_FDS", None)
-        env.pop("NOTIFY_SOCKET", None)
-        server = os.path.join(src, "server/server.js")
-        naive = subprocess.Popen(["node", server], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_port(nport), "the naive server did not come up"
-        load = Load(nport, args.threads, scratch)
-        naive_times = []
-        for _ in range(args.reloads):
-            t = time.perf_counter()
-            naive.send_signal(2)
-            naive.wait(timeout=30)
-            naive = subprocess.Popen(["node", server], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_port(nport)
-            naive_times.append(time.perf_counter() - t)
-            time.sleep(0.5)
-        rows.append((f"naive stop-then-start x{args.reloads}, 1 process", load.finish(), None))
+        segments = [("steady state (no reload)", lambda: steady(slip.port)),
+                    (f"Slipway rolling reload x{args.reloads}, {args.instances} workers", lambda: reloading(slip.port, slip.reload))]
+        if base:
+            segments.append((f"baseline rolling reload x{args.reloads}", lambda: reloading(base.port, base.reload)))
+        segments += [(f"gunicorn steady, {args.instances} workers", lambda: steady(guni.port)),
+                     (f"gunicorn HUP reload x{args.reloads}", lambda: reloading(guni.port, guni.reload)),
+                     (f"naive stop-then-start x{args.reloads}, 1 process", lambda: reloading(naive.port, naive.reload))]
+        results = {name: [] for name, _ in segments}
+        for _ in range(args.rounds):
+            for name, segment in segments:
+                results[name].append(segment())
 
-        print(f"\n{'run':<44} {'requests':>9} {'failed':>7} {'fail %':>7} {'ka retries':>10} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8}")
-        for name, s, _ in rows:
-            pct = 100.0 * s["failed"] / max(1, s["requests"])
-            print(f"{name:<44} {s['requests']:>9} {s['failed']:>7} {pct:>6.2f}% {s['retried_keepalive']:>10} {s['p50_ms']:>7} {s['p99_ms']:>8} {s['max_ms']:>8}")
-        med = sorted(reload_times)[len(reload_times) // 2]
-        med_start = sorted(start_times)[len(start_times) // 2]
-        print(f"\none rolling reload of {args.instances} workers (slipway reload, wall): median {med * 1000:.0f} ms, "
-              f"of which the app's own start (spawn to READY=1, summed over the workers): {med_start * 1000:.0f} ms, "
-              f"Slipway's overhead: {(med - med_start) * 1000:.0f} ms ({(med - med_start) * 1000 / args.instances:.0f} ms per worker)")
-        print(f"one naive restart (stop, start, port answers): median {sorted(naive_times)[len(naive_times) // 2] * 1000:.0f} ms")
-        for name, s, _ in rows:
-            if s["errors"]:
-                print(f"  first errors, {name}: {s['errors'][:3]}")
+        def med(name, key):
+            values = [r[key] for r in results[name] if r[key] is not None]
+            return statistics.median(values) if values else float("nan")
+
+        steady_name, guni_steady = segments[0][0], f"gunicorn steady, {args.instances} workers"
+        print(f"\nRolling reload under load ({args.threads} client threads, half keep-alive): medians over {args.rounds} rounds, "
+              f"segments interleaved in each round, {os.cpu_count()} cores")
+        print(f"{'row':<44} {'requests':>9} {'failed':>7} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} {'p99/steady':>11}")
+        for name, _ in segments:
+            reference = guni_steady if name.startswith("gunicorn") else steady_name
+            requests = sum(r["requests"] for r in results[name])
+            failed = sum(r["failed"] for r in results[name])
+            ratio = med(name, "p99_ms") / med(reference, "p99_ms")
+            print(f"{name:<44} {requests:>9} {failed:>7} {med(name, 'p50_ms'):>7.2f} {med(name, 'p99_ms'):>8.2f} {med(name, 'max_ms'):>8.2f} {ratio:>10.2f}x")
+        for name, _ in segments:
+            errors = [e for r in results[name] for e in r["errors"]]
+            if errors:
+                print(f"  first errors, {name}: {errors[:3]}")
     finally:
-        if naive:
-            naive.kill()
-        agent.terminate()
-        agent.wait(timeout=30)
+        for thing in reversed(running):
+            try:
+                thing.stop()
+            except Exception as error:
+                print(f"stopping {type(thing).__name__}: {error}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
 
 

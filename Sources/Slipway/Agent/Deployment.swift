@@ -69,7 +69,9 @@ struct Deployment {
                 let account = try appAccount()
                 try store.restrict(stagingDir, to: account)
                 try await build(in: source, id: id, staging: stagingDir, logPath: logPath, account: account)
-                try seal(source)
+                // With no build step nothing but the export wrote the tree (root's directories,
+                // the store's read-only objects): a walk of every file would find nothing to seal.
+                if app.manifest.frontend?.build != nil || app.manifest.backend?.build != nil { try seal(source) }
                 try assemble(staging: stagingDir, account: account)
             }
             try checkSuperseded()

@@ -100,6 +100,8 @@ public final class Reconciler: @unchecked Sendable {
             logger.error("\(diagnostic)")
         }
 
+        // Issue 20: every mirror this pass fetches, fetched side by side before the apps are visited.
+        mirrors.prefetch(manifests.set.valid.values.filter { $0.manifest.runs(on: config.host) }.map(\.manifest.source))
         let passStart = ContinuousClock.now
         let runtime = self.runtime
         let manifestsCommit = manifests.commit

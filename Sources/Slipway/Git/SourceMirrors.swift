@@ -8,7 +8,7 @@ final class SourceMirrors {
     let root: String
     let access: RemoteAccess
     /// Each remote is reached once per pass, however many apps share it.
-    private var fetchedThisPass: [String: Result<Void, GitError>] = [:]
+    var fetchedThisPass: [String: Result<Void, GitError>] = [:]
 
     init(stateDir: String, access: RemoteAccess = .anonymous) {
         root = stateDir + "/mirrors/sources"
@@ -37,7 +37,7 @@ final class SourceMirrors {
     private func fetchOnce(_ repo: GitRepository, url: String) throws(GitError) {
         if let done = fetchedThisPass[url] { return try done.get() }
         do {
-            try repo.sync(from: url, refspecs: Self.refspecs, access: access)
+            try Self.sync(repo, from: url, access: access)
             fetchedThisPass[url] = .success(())
         } catch {
             fetchedThisPass[url] = .failure(error)

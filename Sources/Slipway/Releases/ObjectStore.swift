@@ -1,4 +1,5 @@
 import Foundation
+import Dispatch
 
 /// Read-only copies of file contents keyed by git blob id, per app, hardlinked into releases.
 ///
@@ -60,21 +61,28 @@ struct ObjectStore {
     }
 
     /// Deletes objects no release links to any more (link count 1: only the store holds them).
+    /// The store's 256 folders are looked through side by side, one thread per core.
     @discardableResult
     func collectGarbage() -> Int {
-        var removed = 0
-        for prefix in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
-            let folder = root + "/" + prefix
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
-                let path = folder + "/" + name
-                var info = stat()
-                guard lstat(path, &info) == 0 else { continue }
-                if info.st_nlink <= 1 {
-                    if unlink(path) == 0 { removed += 1 }
+        let prefixes = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        var removed = [Int](repeating: 0, count: prefixes.count)
+        removed.withUnsafeMutableBufferPointer { counts in
+            // Each iteration writes only its own slot.
+            nonisolated(unsafe) let counts = counts
+            DispatchQueue.concurrentPerform(iterations: prefixes.count) { index in
+                let folder = root + "/" + prefixes[index]
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+                for name in names {
+                    let path = folder + "/" + name
+                    var info = stat()
+                    guard lstat(path, &info) == 0 else { continue }
+                    if info.st_nlink <= 1 {
+                        if unlink(path) == 0 { counts[index] += 1 }
+                    }
                 }
+                if counts[index] == names.count { rmdir(folder) }
             }
-            rmdir(folder)
         }
-        return removed
+        return removed.reduce(0, +)
     }
 }

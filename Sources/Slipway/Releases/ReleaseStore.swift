@@ -162,7 +162,7 @@ public struct ReleaseStore: Sendable {
     /// Deletes pruned releases for good, then the stored objects only they used.
     public func emptyTrash() throws {
         guard FileOps.exists(layout.trash) else { return }
-        try SafeTree.remove(layout.trash)
+        try TrashRemoval.remove(layout.trash)
         ObjectStore(root: layout.objects).collectGarbage()
     }
 

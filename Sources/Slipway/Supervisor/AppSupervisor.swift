@@ -236,6 +236,7 @@ actor AppSupervisor {
             }
         }
         if let exit = worker.exit { return "\(exit.explanation) right after starting" }
+        StartPriority.restore(pid: worker.pid)
         slots[slot] = worker
         return nil
     }
@@ -261,6 +262,7 @@ actor AppSupervisor {
         // Issue 16: the worker and whatever it forks live and die together.
         let containment = target.account.map { _ in Containment.make("w\(slot)") }
         if let containment { argv = containment.wrap(argv) }
+        argv = StartPriority.wrap(argv, containment: containment)
         do {
             return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
                                                  listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,

@@ -111,7 +111,7 @@ final class Containment: Sendable {
         return .processGroup
     }
 
-    private static func cgroup2Mount() -> String? {
+    static func cgroup2Mount() -> String? {
         guard let bytes = FileOps.readFile("/proc/self/mountinfo") else { return nil }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
             // `id parent major:minor root mountpoint options... - fstype source superoptions`

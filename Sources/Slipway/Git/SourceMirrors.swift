@@ -9,6 +9,7 @@ final class SourceMirrors {
     let access: RemoteAccess
     /// Each remote is reached once per pass, however many apps share it.
     var fetchedThisPass: [String: Result<Void, GitError>] = [:]
+    private var openedThisPass: [String: GitRepository] = [:]
 
     init(stateDir: String, access: RemoteAccess = .anonymous) {
         root = stateDir + "/mirrors/sources"
@@ -20,6 +21,7 @@ final class SourceMirrors {
     /// Forget which repos were fetched, at the start of each pass.
     func startPass() {
         fetchedThisPass = [:]
+        openedThisPass = [:]
     }
 
     /// The mirror for `url`: a readable name plus a hash, so two URLs never share one.
@@ -30,8 +32,13 @@ final class SourceMirrors {
         return "\(root)/\(safe.hasSuffix(".git") ? String(safe.dropLast(4)) : safe)-\(digest).git"
     }
 
+    /// The mirror's handle, opened once per pass (opening one reads its config and git's global
+    /// ones: a few dozen system calls an app, for every app of every pass).
     func open(_ url: String) throws(GitError) -> GitRepository {
-        try GitRepository.openMirror(at: mirrorPath(for: url))
+        if let repo = openedThisPass[url] { return repo }
+        let repo = try GitRepository.openMirror(at: mirrorPath(for: url))
+        openedThisPass[url] = repo
+        return repo
     }
 
     private func fetchOnce(_ repo: GitRepository, url: String) throws(GitError) {

@@ -31,7 +31,7 @@ extension SourceMirrors {
         let jobs = urls.map { url in (url: url, path: mirrorPath(for: url), commits: pinned[url] ?? []) }
         let access = self.access
         let next = Atomic<Int>(0)
-        let outcomes = Mutex<[String: Result<Void, GitError>]>([:])
+        let outcomes = Mutex<[String: (Result<Void, GitError>, Duration)]>([:])
         let group = DispatchGroup()
         for _ in 0..<min(width, jobs.count) {
             group.enter()
@@ -41,6 +41,7 @@ extension SourceMirrors {
                     let index = next.add(1, ordering: .relaxed).oldValue
                     guard index < jobs.count else { return }
                     let job = jobs[index]
+                    let started = ContinuousClock.now
                     let outcome: Result<Void, GitError>?
                     do throws(GitError) {
                         let repo = try GitRepository.openMirror(at: job.path)
@@ -54,11 +55,14 @@ extension SourceMirrors {
                     } catch {
                         outcome = .failure(error)
                     }
-                    if let outcome { outcomes.withLock { $0[job.url] = outcome } }
+                    if let outcome { outcomes.withLock { $0[job.url] = (outcome, ContinuousClock.now - started) } }
                 }
             }
         }
         group.wait()
-        fetchedThisPass.merge(outcomes.withLock { $0 }) { _, new in new }
+        for (url, (outcome, took)) in outcomes.withLock({ $0 }) {
+            fetchedThisPass[url] = outcome
+            syncTimes[url] = took
+        }
     }
 }

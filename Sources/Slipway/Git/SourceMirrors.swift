@@ -10,6 +10,8 @@ final class SourceMirrors {
     /// Each remote is reached once per pass, however many apps share it.
     var fetchedThisPass: [String: Result<Void, GitError>] = [:]
     private var openedThisPass: [String: GitRepository] = [:]
+    /// How long each remote's sync took this pass: the fetch stage of a deploy reports it.
+    var syncTimes: [String: Duration] = [:]
 
     init(stateDir: String, access: RemoteAccess = .anonymous) {
         root = stateDir + "/mirrors/sources"
@@ -22,7 +24,11 @@ final class SourceMirrors {
     func startPass() {
         fetchedThisPass = [:]
         openedThisPass = [:]
+        syncTimes = [:]
     }
+
+    /// The time this pass spent syncing the mirror of `url` with its remote (nil: not synced).
+    func syncTime(of url: String) -> Duration? { syncTimes[url] }
 
     /// The mirror for `url`: a readable name plus a hash, so two URLs never share one.
     func mirrorPath(for url: String) -> String {
@@ -43,6 +49,8 @@ final class SourceMirrors {
 
     private func fetchOnce(_ repo: GitRepository, url: String) throws(GitError) {
         if let done = fetchedThisPass[url] { return try done.get() }
+        let started = ContinuousClock.now
+        defer { syncTimes[url] = ContinuousClock.now - started }
         do {
             try Self.sync(repo, from: url, access: access)
             fetchedThisPass[url] = .success(())

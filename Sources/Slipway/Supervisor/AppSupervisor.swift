@@ -205,7 +205,7 @@ actor AppSupervisor {
     func startReady(slot: Int, target: WorkerTarget) async -> String? {
         let worker: WorkerProcess
         do {
-            worker = try launch(slot: slot, target: target)
+            worker = try launch(slot: slot, target: target, startingLow: true)
         } catch {
             return "could not start: \(error)"
         }
@@ -241,7 +241,9 @@ actor AppSupervisor {
         return nil
     }
 
-    func launch(slot: Int, target: WorkerTarget) throws -> WorkerProcess {
+    /// `startingLow`: at a lower CPU priority until `startReady` sees it ready (`StartPriority`);
+    /// a crashed worker's restart is not waited for, so it starts at normal priority.
+    func launch(slot: Int, target: WorkerTarget, startingLow: Bool = false) throws -> WorkerProcess {
         var environment = target.environment
         var notify: NotifySocket?
         if target.workers.ready.notify {
@@ -262,7 +264,7 @@ actor AppSupervisor {
         // Issue 16: the worker and whatever it forks live and die together.
         let containment = target.account.map { _ in Containment.make("w\(slot)") }
         if let containment { argv = containment.wrap(argv) }
-        argv = StartPriority.wrap(argv, containment: containment)
+        if startingLow { argv = StartPriority.wrap(argv, containment: containment) }
         do {
             return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
                                                  listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,

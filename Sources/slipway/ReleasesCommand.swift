@@ -36,7 +36,7 @@ struct ReleasesCommand: AsyncParsableCommand {
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
-            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            let name = try AppName.argument(app)
             let store = ReleaseStore(layout: AppLayout(appsRoot: config.appsRoot, app: name))
             let current = store.current()
             let rows = store.releaseIDs().reversed().map { id in

@@ -155,9 +155,10 @@ struct FleetTests {
             unlink(pidFile)
             // Detached, not a Foundation Process child (see TestSSHServer.start).
             try TestHTTPSGitServer.spawnAndWait(["/bin/sh", "-c", "setsid -f /bin/sh -c 'echo $$ > \(pidFile); exec /usr/sbin/ip netns exec \(network.namespace(web)) \(Fixture.binary) agent --config \(config)' >>\(f.root)/hosts/\(web)/agent.log 2>&1 </dev/null"])
-            let pid = { Int32(f.read(pidFile)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }
+            let pid: () -> Int32? = { Int32(f.read(pidFile)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }
             #expect(f.waitUntil(seconds: 10) { pid() != nil })
-            agents[web] = try #require(pid())
+            guard let started = pid() else { throw FixtureError("\(web)'s agent wrote no pid") }
+            agents[web] = started
         }
         func waitUp(_ web: String) {
             #expect(f.waitUntil(seconds: 60) {

@@ -44,6 +44,18 @@ struct DeployContext {
     var timings: [ReleaseRecord.StageTiming] = []
     /// A contract step that failed: the release stays live, degraded.
     var contractFailure: String?
+    /// The app's environment (env_file included) for this release, read once for the run's
+    /// workers and migrate steps alike.
+    private(set) var environment: AppEnvironment? = nil
+
+    /// The release's `AppEnvironment`, read on first use.
+    mutating func appEnvironment() throws -> AppEnvironment {
+        if let environment { return environment }
+        guard let config, let manifest else { throw AppEnvironment.Problem(description: "the app's environment needs the agent's configuration") }
+        let made = try AppEnvironment.make(manifest: manifest, release: release, sha: sha, config: config)
+        environment = made
+        return made
+    }
 
     var logger: Logger { agent.logger }
     var config: AgentConfig? { agent.config }

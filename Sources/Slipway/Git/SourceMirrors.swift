@@ -32,7 +32,7 @@ final class SourceMirrors {
 
     /// The mirror for `url`: a readable name plus a hash, so two URLs never share one.
     func mirrorPath(for url: String) -> String {
-        let digest = SHA256.hash(data: Array(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: Array(url.utf8)).prefix(8))
         let base = url.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map(String.init) ?? "repo"
         let safe = String(base.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }.prefix(40))
         return "\(root)/\(safe.hasSuffix(".git") ? String(safe.dropLast(4)) : safe)-\(digest).git"

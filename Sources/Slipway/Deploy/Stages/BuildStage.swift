@@ -19,7 +19,7 @@ struct BuildStage: StageStep {
         // store's read-only objects): a walk of every file would find nothing to seal.
         if app.manifest.frontend?.build != nil || app.manifest.backend?.build != nil { try assembly.seal(staging + "/src") }
         try assembly.assemble(staging: staging, account: account)
-        context.workers = try WorkerTargets.forRelease(context)
+        context.workers = try WorkerTargets.forRelease(&context)
     }
 
     /// The account the app's code runs as (nil when the agent is not root); see `AppAccount.forApp`.
@@ -35,10 +35,12 @@ struct BuildStage: StageStep {
 
 /// The workers a run's release gets; nil when none run here (a one-shot pass, no `backend.command`).
 enum WorkerTargets {
-    static func forRelease(_ context: DeployContext) throws -> WorkerTarget? {
-        guard context.agent.supervisor != nil, let config = context.config, let manifest = context.manifest else { return nil }
+    static func forRelease(_ context: inout DeployContext) throws -> WorkerTarget? {
+        guard context.agent.supervisor != nil, let config = context.config, let manifest = context.manifest,
+              manifest.backend?.workers != nil else { return nil }
         do {
-            return try WorkerTarget.make(manifest: manifest, release: context.release, sha: context.sha, config: config)
+            return try WorkerTarget.make(manifest: manifest, release: context.release, sha: context.sha, config: config,
+                                         environment: context.appEnvironment())
         } catch {
             throw StageFailure(stage: .reload, message: "\(error)")
         }

@@ -12,13 +12,15 @@ struct ContractStage: StageStep {
         guard let config = context.config, case .deploy(let app, _) = context.kind else {
             throw StageFailure(stage: .contract, message: "migrations need the agent's configuration")
         }
-        try await Self.contract(app, migrate: migrate, release: context.release, store: context.store, config: config)
+        let environment = try? context.appEnvironment()
+        try await Self.contract(app, migrate: migrate, release: context.release, store: context.store, config: config, environment: environment)
     }
 
     /// The step itself, for a deploy and for the retry on a later pass alike.
-    static func contract(_ app: ResolvedApp, migrate: Migrate, release: ReleaseID, store: ReleaseStore, config: AgentConfig) async throws {
+    static func contract(_ app: ResolvedApp, migrate: Migrate, release: ReleaseID, store: ReleaseStore, config: AgentConfig,
+                         environment: AppEnvironment? = nil) async throws {
         do {
-            try await MigrationRunner.forRelease(release, of: app, migrate: migrate, config: config).run(.contract)
+            try await MigrationRunner.forRelease(release, of: app, migrate: migrate, config: config, environment: environment).run(.contract)
             try store.markContracted(release)
         } catch {
             throw StageFailure(stage: .contract, message: "\(error)")

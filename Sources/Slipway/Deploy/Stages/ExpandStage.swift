@@ -17,7 +17,8 @@ struct ExpandStage: StageStep {
         context.published = true
         do {
             guard let config = context.config else { throw MigrationRunner.Failure(description: "migrations need the agent's configuration") }
-            let runner = try MigrationRunner.forRelease(context.release, of: app, migrate: migrate, config: config)
+            let runner = try MigrationRunner.forRelease(context.release, of: app, migrate: migrate, config: config,
+                                                        environment: context.appEnvironment())
             if app.migrationRole == .waits {
                 let waited = try await runner.waitForCheck()
                 context.logger.info("schema ready after waiting \(DurationText.format(waited)) for another host's expand", metadata: ["stage": "expand"])

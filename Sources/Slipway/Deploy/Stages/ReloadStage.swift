@@ -10,7 +10,7 @@ struct ReloadStage: StageStep {
     func run(_ context: inout DeployContext) async throws {
         guard let supervisor = context.agent.supervisor else { return }
         // A deploy worked its workers out during the build; a kept release's are worked out now.
-        if context.workers == nil, context.isRollback { context.workers = try WorkerTargets.forRelease(context) }
+        if context.workers == nil, context.isRollback { context.workers = try WorkerTargets.forRelease(&context) }
         guard let workers = context.workers else { return }
         let app = await supervisor.supervisor(for: context.app)
         if case .failed(let stage, let reason) = await app.reload(to: workers) {

@@ -99,7 +99,7 @@ def main():
     git(manifests, "commit", "-q", "-m", "m")
     config = os.path.join(work, "agent.yaml")
     with open(config, "w") as f:
-        f.write(f"host: bench\nmanifests: {{repo: {manifests}}}\napps_root: {work}/apps\nstate_dir: {work}/state\n"
+        f.write(f"host: bench\nmanifests: {{repo: {manifests}}}\napps_root: {work}/apps\nstate_dir: {work}/state\ngit: {{local_roots: [{work}]}}\n"
                 f"poll_interval: 1h\nlisten: 127.0.0.1:0\n" + ("apps_user: nobody\n" if os.geteuid() == 0 else ""))
 
     agent = subprocess.Popen([slipway, "agent", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -49,4 +49,59 @@ struct HardeningTests {
         }
         #expect(try nginx.get("/latest.js").status == 200)
     }
+
+    /// A repository only root can read, elsewhere on the host: what a manifest pusher would
+    /// like the agent (root) to publish into a release.
+    func rootOnlyRepo() throws -> (dir: String, repo: String) {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/slipway-secret-XXXXXX").utf8CString)
+        guard mkdtemp(&template) != nil else { throw FixtureError("mkdtemp failed") }
+        let dir = String(cString: template)
+        let repo = dir + "/secret.git"
+        try Fixture.run("/usr/bin/git", ["init", "-q", "-b", "main", repo], timeout: 30)
+        try "root-only-secret\n".write(toFile: repo + "/secret.txt", atomically: true, encoding: .utf8)
+        try Fixture.run("/usr/bin/git", ["-C", repo, "add", "-A"], timeout: 30)
+        try Fixture.run("/usr/bin/git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "secret"], timeout: 30)
+        chmod(dir, 0o700)
+        chmod(repo, 0o700)
+        return (dir, repo)
+    }
+
+    @Test func aLocalRepoOutsideLocalRootsIsNeverRead() throws {
+        let f = try Fixture(name: "roots")
+        let secret = try rootOnlyRepo()
+        defer { try? FileManager.default.removeItem(atPath: secret.dir) }
+        try f.commitManifest("demo.yaml", "app: demo\nsource:\n  repo: \(secret.repo)\n  ref: main\nbackend: {dir: .}\n")
+        let refused = try f.pass()
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("demo.yaml:3:9: source.repo '\(secret.repo)' is outside this host's git.local_roots (\(f.root))"),
+                "\(refused.output)")
+        #expect(f.releases().isEmpty)
+        // Nothing of it was fetched either.
+        let mirrors = (try? FileManager.default.contentsOfDirectory(atPath: f.stateDir + "/mirrors/sources")) ?? []
+        #expect(!mirrors.contains { $0.hasPrefix("secret") }, "\(mirrors)")
+
+        // The same manifest with the repo's directory listed deploys: the refusal was the policy's.
+        let config = try #require(f.read(f.configPath))
+        try f.write(config.replacingOccurrences(of: f.localRoots, with: "git: {local_roots: [\(f.root), \(secret.dir)]}"), to: f.configPath)
+        let allowed = try f.pass()
+        #expect(allowed.status == 0, "\(allowed.output)")
+        #expect(f.currentFile("backend/secret.txt") == "root-only-secret\n")
+    }
+
+    @Test func aPrivilegedPortNeedsTheOperatorsFlag() throws {
+        let f = try Fixture(name: "port80")
+        try f.commitSource(["serve.sh": "exec sleep 600\n"], executable: ["serve.sh"])
+        try f.commitManifest("demo.yaml", "app: demo\nsource: {repo: \(f.sourceRepo), ref: main}\nbackend:\n  command: ./serve.sh\n  listen: 127.0.0.1:80\n")
+        let refused = try f.pass()
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("demo.yaml:5:11: backend.listen '127.0.0.1:80' is a privileged port (below 1024), which this host does not allow"),
+                "\(refused.output)")
+        #expect(f.releases().isEmpty)
+
+        let config = try #require(f.read(f.configPath))
+        try f.write(config + "\naccounts: {allow_privileged_ports: true}\n", to: f.configPath)
+        let allowed = try f.pass()
+        #expect(allowed.status == 0, "\(allowed.output)")
+        #expect(f.releases().count == 1)
+    }
 }

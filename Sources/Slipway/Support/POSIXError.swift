@@ -119,6 +119,13 @@ enum FileOps {
         }
     }
 
+    /// `path` with every symlink followed (realpath(3)); nil when it cannot be resolved.
+    @Sendable static func resolvedPath(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
     static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlink(path, &buffer, buffer.count - 1)

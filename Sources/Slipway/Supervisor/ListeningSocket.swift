@@ -51,6 +51,8 @@ final class ListeningSocket: Sendable {
             throw SystemError("resolving listen address", path: address.description, code: EADDRNOTAVAIL)
         }
         defer { freeaddrinfo(list) }
+        // Issue 16: never join (SO_REUSEPORT) a socket another program listens on.
+        try ForeignListeners.check(first.pointee.ai_addr, address)
         let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError("creating socket for", path: address.description) }
         var one: Int32 = 1
@@ -118,6 +120,16 @@ final class TCPListeners: Sendable {
             guard copy >= 0 else { return nil }
             table[address.description, default: []].insert(copy)
             return copy
+        }
+    }
+
+    /// The inodes of the sockets registered here.
+    func inodes() -> Set<UInt64> {
+        fds.withLock { table in
+            Set(table.values.compactMap(\.first).compactMap { fd -> UInt64? in
+                var info = stat()
+                return fstat(fd, &info) == 0 ? UInt64(info.st_ino) : nil
+            })
         }
     }
 

@@ -169,10 +169,11 @@ final class Fixture {
     }
 
     /// Starts `slipway ARGS --config <config>` in the background (output discarded); the caller stops it.
-    func launch(_ arguments: [String]) throws -> Process {
+    func launch(_ arguments: [String], environment: [String: String]? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Fixture.binary)
         process.arguments = arguments + ["--config", configPath]
+        if let environment { process.environment = environment }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

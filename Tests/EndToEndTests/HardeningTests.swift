@@ -104,4 +104,57 @@ struct HardeningTests {
         #expect(allowed.status == 0, "\(allowed.output)")
         #expect(f.releases().count == 1)
     }
+
+    /// An operator's choice of apps_root and state_dir below a symlink (`/srv -> /data/srv`):
+    /// only the parts Slipway makes and walks are opened without following links.
+    @Test func anAppsRootBelowASymlinkIsAccepted() throws {
+        let f = try Fixture(name: "prefix")
+        try FileManager.default.createDirectory(atPath: f.root + "/data/srv", withIntermediateDirectories: true)
+        symlink(f.root + "/data/srv", f.root + "/srv")
+        let config = try #require(f.read(f.configPath))
+            .replacingOccurrences(of: "apps_root: \(f.appsRoot)", with: "apps_root: \(f.root)/srv/apps")
+            .replacingOccurrences(of: "state_dir: \(f.stateDir)", with: "state_dir: \(f.root)/srv/state")
+        try f.write(config, to: f.configPath)
+        try f.commitSource(["index.html": "v1"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: "main", extra: "shared: [uploads]"))
+        let result = try f.pass()
+        #expect(result.status == 0, "\(result.output)")
+        #expect(f.read(f.root + "/data/srv/apps/demo/current/frontend/index.html") == "v1")
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: f.root + "/data/srv/apps/demo/shared/uploads", isDirectory: &isDirectory) && isDirectory.boolValue)
+        #expect(try f.slipway(["status"]).output.contains("demo"))
+    }
+
+    /// `sleep` processes whose last argument is `tag` or `tag + 1`.
+    static func strays(_ tag: Int) -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> Int32? in
+            guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let argv = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return argv.first?.hasSuffix("sleep") == true && (argv.last == "\(tag)" || argv.last == "\(tag + 1)") ? pid : nil
+        }
+    }
+
+    /// The fallback for hosts without a writable cgroup v2, forced with SLIPWAY_CONTAINMENT=subreaper:
+    /// a build's `setsid` stray and double-forked daemon are gone once the build is.
+    @Test func theSubreaperFallbackLeavesNothingOfABuild() throws {
+        let f = try Fixture(name: "reaper")
+        let tag = Int.random(in: 670_000...679_999) * 2
+        let escapes = "env -i setsid sleep \(tag) & /usr/bin/python3 -c 'import os\nif os.fork(): os._exit(0)\nos.setsid()\n"
+            + "if os.fork(): os._exit(0)\nos.execv(\"/bin/sleep\", [\"sleep\", \"\(tag + 1)\"])'; sleep 1; "
+            + "ps -eo args= | grep -qx 'sleep \(tag)' && ps -eo args= | grep -qx 'sleep \(tag + 1)' && echo strays-started > \(f.scratch)/started"
+        try f.commitSource(["index.html": "v1"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: "main", backendBuild: escapes))
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_CONTAINMENT"] = "subreaper"
+        let agent = try f.launch(["agent"], environment: environment)
+        defer {
+            kill(agent.processIdentifier, SIGTERM)
+            agent.waitUntilExit()
+            for pid in Self.strays(tag) { kill(pid, SIGKILL) }
+        }
+        #expect(f.waitUntil(seconds: 60) { f.current() != nil }, "\((try? f.slipway(["status"]).output) ?? "")")
+        #expect(f.read(f.scratch + "/started") == "strays-started\n", "the build never started its strays: the test proved nothing")
+        #expect(f.waitUntil(seconds: 10) { Self.strays(tag).isEmpty }, "left running: \(Self.strays(tag))")
+        #expect(try f.slipway(["status"]).output.contains("builds and workers contained by a child subreaper (PR_SET_CHILD_SUBREAPER"))
+    }
 }

@@ -136,7 +136,7 @@ struct RollbackCommand: AsyncParsableCommand {
             guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
             let asked = UTCTime.now
             try await OperatorChannel.submit(.init(app: name, kind: .rollback, argument: to, force: force), config: config, timeout: .seconds(60)) { reconciler in
-                reconciler.applyPendingRequests()
+                await reconciler.applyPendingRequests()
             }
             guard let status = OperatorChannel.appStatus(name, config: config) else { throw CLIError("no app named \(name) is known here") }
             guard status.condition == .pinned, let pin = status.memory.pin, pin.at >= asked, to == nil || pin.release.description == to else {

@@ -46,9 +46,7 @@ struct ReleasesCommand: AsyncParsableCommand {
                            expandedAt: record?.expandedAt, contractedAt: record?.contractedAt, failure: record?.failure)
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                print(String(decoding: try JSONFiles.encode(rows), as: UTF8.self))
                 return
             }
             guard !rows.isEmpty else {

@@ -76,9 +76,7 @@ public struct StatusReport: Sendable, Codable {
     }
 
     public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        String(decoding: try JSONFiles.encode(self), as: UTF8.self)
     }
 
     /// A table an operator takes in at a glance, with what went wrong under each app.

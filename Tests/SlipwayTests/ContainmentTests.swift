@@ -58,7 +58,7 @@ struct ContainmentTests {
         let child = try ChildProcess.spawnShell(Self.escapes(tag) + "; echo step-output", in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
                                                 outputFD: fd, account: account, mechanism: .subreaper)
         // The strays exist while the step runs (so the test can fail); the machine may be slow to start them.
-        for _ in 0..<200 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(25)) }
+        for _ in 0..<1200 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(25)) }
         #expect(Self.strays(tag).count == 2)
         // No cgroup holds them: only the reaper stands between them and init.
         #expect(Self.strays(tag).allSatisfy { (FileOps.readFile("/proc/\($0)/cgroup").map { String(decoding: $0, as: UTF8.self) } ?? "").contains("/slipway/step-") == false })

@@ -91,7 +91,7 @@ def main():
     git(manifests, "commit", "-q", "-m", "m")
     config = os.path.join(work, "agent.yaml")
     with open(config, "w") as f:
-        f.write(f"manifests: {{repo: {manifests}}}\napps_root: {work}/apps\nstate_dir: {work}/state\n")
+        f.write(f"manifests: {{repo: {manifests}}}\napps_root: {work}/apps\nstate_dir: {work}/state\ngit: {{local_roots: [{work}]}}\n")
     once = [slipway, "agent", "--once", "--config", config]
 
     slipway_cold = timed(lambda: subprocess.run(once, check=True, stderr=subprocess.DEVNULL))

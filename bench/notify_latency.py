@@ -48,7 +48,7 @@ def scenario(work, slipway, mode, pushes, poll):
     sha = git(src, "rev-parse", "HEAD")
     state = f"{work}/{mode}-state"
     config = f"{work}/{mode}.yaml"
-    open(config, "w").write(f"manifests: {{repo: {bare}}}\napps_root: {work}/{mode}-apps\nstate_dir: {state}\n"
+    open(config, "w").write(f"manifests: {{repo: {bare}}}\napps_root: {work}/{mode}-apps\ngit: {{local_roots: [{work}]}}\nstate_dir: {state}\n"
                             f"poll_interval: {poll if mode == 'polling' else 3600}s\nlisten: 127.0.0.1:0\n"
                             f"notify: {{secret_file: {secret}}}\n")
     def commit(n):

@@ -27,7 +27,7 @@ make_repos() { # N DIR
 }
 
 config() { # DIR STATE
-  printf 'host: web-1\nmanifests: {repo: %s/man}\napps_root: %s/apps\nstate_dir: %s\napps_user: nobody\nlisten: off\n' "$1" "$2" "$2" > "$2.yaml"
+  printf 'host: web-1\nmanifests: {repo: %s/man}\napps_root: %s/apps\nstate_dir: %s\napps_user: nobody\nlisten: off\ngit: {local_roots: [%s]}\n' "$1" "$2" "$2" "$1" > "$2.yaml"
   echo "$2.yaml"
 }
 

@@ -93,7 +93,7 @@ class Deployed:
         self.config = os.path.join(root, "agent.yaml")
         with open(self.config, "w") as f:
             f.write(f"host: bench\nmanifests: {{repo: {manifests}}}\napps_root: {root}/apps\nstate_dir: {root}/state\n"
-                    f"poll_interval: 1h\nlisten: 127.0.0.1:0\n" + ("apps_user: nobody\n" if os.geteuid() == 0 else ""))
+                    f"git: {{local_roots: [/]}}\npoll_interval: 1h\nlisten: 127.0.0.1:0\n" + ("apps_user: nobody\n" if os.geteuid() == 0 else ""))
         self.agent = subprocess.Popen([binary, "agent", "--config", self.config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_port(self.port, 120), f"{tag}: the app did not come up"
 

@@ -23,6 +23,7 @@ struct APITests {
             apps_root: \(f.appsRoot)
             state_dir: \(f.stateDir)
             apps_user: \(Fixture.appsUser)
+            \(f.localRoots)
             poll_interval: \(pollInterval)
             listen: 127.0.0.1:0
             notify:

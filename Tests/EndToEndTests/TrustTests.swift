@@ -22,6 +22,7 @@ struct TrustTests {
             apps_root: \(f.appsRoot)
             state_dir: \(f.stateDir)
             apps_user: \(Fixture.appsUser)
+            \(f.localRoots)
             listen: 127.0.0.1:0
             """, to: f.configPath)
         }

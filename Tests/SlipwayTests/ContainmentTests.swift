@@ -38,7 +38,54 @@ struct ContainmentTests {
 
     @Test func theHostSaysWhichMechanismItUses() {
         // This machine kind has cgroup2 (hybrid: /sys/fs/cgroup/unified); say so if that changes.
-        #expect(Containment.mechanism != .processGroup, "\(Containment.mechanism)")
+        guard case .cgroup = Containment.mechanism else {
+            Issue.record("expected cgroup v2 here, got \(Containment.mechanism)")
+            return
+        }
+    }
+
+    /// The fallback where no cgroup v2 is writable, forced here: the step runs below a child
+    /// subreaper, which kills what the step left when it ends.
+    @Test func nothingOutlivesABuildStepBelowASubreaper() async throws {
+        let (test, account) = try account()
+        _ = test
+        let tag = Int.random(in: 650_000...659_999) * 2
+        let dir = TempDir()
+        chmod(dir.path, 0o755)
+        let out = dir.path + "/out"
+        let fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(fd) }
+        let child = try ChildProcess.spawnShell(Self.escapes(tag) + "; echo step-output", in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
+                                                outputFD: fd, account: account, mechanism: .subreaper)
+        // The strays exist while the step runs (so the test can fail); the machine may be slow to start them.
+        for _ in 0..<1200 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(Self.strays(tag).count == 2)
+        // No cgroup holds them: only the reaper stands between them and init.
+        #expect(Self.strays(tag).allSatisfy { (FileOps.readFile("/proc/\($0)/cgroup").map { String(decoding: $0, as: UTF8.self) } ?? "").contains("/slipway/step-") == false })
+        #expect(await child.wait(timeout: .seconds(30)) == .exited(0))
+        let left = await eventuallyNone(tag)
+        #expect(left.isEmpty, "left running: \(left)")
+        for pid in left { kill(pid, SIGKILL) }
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "step-output\n")
+
+        // The step's own status comes through the reaper.
+        let failing = try ChildProcess.spawnShell("exit 3", in: dir.path, environment: ["PATH": "/usr/bin:/bin"], outputFD: fd,
+                                                  account: account, mechanism: .subreaper)
+        #expect(await failing.wait(timeout: .seconds(30)) == .exited(3))
+    }
+
+    @Test func nothingOutlivesABuildTimeoutBelowASubreaper() async throws {
+        let (test, account) = try account()
+        _ = test
+        let tag = Int.random(in: 660_000...669_999) * 2
+        let dir = TempDir()
+        chmod(dir.path, 0o755)
+        let child = try ChildProcess.spawnShell(Self.escapes(tag) + "; sleep 100", in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
+                                                outputFD: 2, account: account, mechanism: .subreaper)
+        #expect(await child.wait(timeout: .seconds(3), grace: .seconds(1)) == .timedOut)
+        let left = await eventuallyNone(tag)
+        #expect(left.isEmpty, "left running: \(left)")
+        for pid in left { kill(pid, SIGKILL) }
     }
 
     @Test func nothingOutlivesABuildStep() async throws {

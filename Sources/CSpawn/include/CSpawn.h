@@ -29,4 +29,16 @@ int slipway_spawn_listeners(const char *cwd,
 /// Returns the fd, or -1 with errno set (ENOSYS before Linux 5.3).
 int slipway_pidfd_open(pid_t pid);
 
+/// Containment where there is no writable cgroup v2: forks a reaper (`*pid`), a session leader
+/// that makes itself a child subreaper (PR_SET_CHILD_SUBREAPER), then starts `argv` as its own
+/// child (in a process group of its own, stdio and cwd as `slipway_spawn`, every other fd closed,
+/// signals reset). Whatever that child leaves behind (a `setsid` + double fork included) is
+/// reparented to the reaper, not to init. When the child exits, or `grace_seconds` after the
+/// reaper got SIGTERM/SIGINT/SIGHUP (which it forwards to the child's group as SIGTERM), the
+/// reaper SIGKILLs every process left below it, reaps them all, and then ends as the child did
+/// (its exit status, or its signal). The reaper itself runs only system calls (it is forked from
+/// a multithreaded process and never execs). Returns 0, or an errno value.
+int slipway_spawn_reaped(const char *cwd, char *const argv[], char *const envp[],
+                         int stdin_fd, int stdout_fd, int stderr_fd, int grace_seconds, pid_t *pid);
+
 #endif

@@ -26,7 +26,7 @@ struct AppEnvironment: Sendable {
             declared = WorkerGeneration.merge(try readEnvFile(path, envDir: config.envDir, app: manifest.app), over: declared)
         }
         var variables: [String: String] = [
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": BuildRunner.basePath,
             "HOME": account?.home ?? ProcessInfo.processInfo.environment["HOME"] ?? "/",
             "LANG": "C.UTF-8",
         ]

@@ -242,6 +242,8 @@ public final class Reconciler: @unchecked Sendable {
         }
         guard let entry = set.valid[app] else { return .removed }
         guard entry.manifest.runs(on: config.host) else { return .notOnThisHost }
+        // Issue 16: before anything is read as root (git.local_roots, privileged ports).
+        if let refused = HostPolicy.diagnostics(for: entry, config: config, resolve: FileOps.resolvedPath) { return .invalid(refused) }
         switch mirrors.resolve(entry.manifest.source) {
         case .success(let sha):
             if let gate = trustGate, gate.verification.sources {

@@ -18,12 +18,16 @@ struct BuildRunner {
         }
     }
 
-    /// The variables every build gets, before the manifest's own `env`.
+    /// The `PATH` builds, migrate steps and workers start with: never the agent's own (an
+    /// operator's shell or a unit's PATH may name directories an app has no business in).
+    static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// The variables every build gets, before the manifest's own `env` (HOME and the caches
+    /// are the build home's, `BuildHome.environment`).
     static func baseEnvironment(app: AppName, release: ReleaseID, sha: String, staging: String) -> [String: String] {
-        let inherited = ProcessInfo.processInfo.environment
-        return [
-            "PATH": inherited["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": inherited["HOME"] ?? "/",
+        [
+            "PATH": basePath,
+            "HOME": "/",
             "LANG": "C.UTF-8",
             "SLIPWAY_APP": app.value,
             "SLIPWAY_RELEASE": release.description,

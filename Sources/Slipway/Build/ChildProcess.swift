@@ -8,6 +8,9 @@ struct ChildProcess: Sendable {
     /// The app's code (a build or migrate step run as its account) lives in its own
     /// containment, ended with the step: nothing it started outlives it.
     var containment: Containment?
+    /// Started below a subreaper (`spawnReaped`): SIGTERM asks the reaper to end the step, and
+    /// it must not be SIGKILLed before it has swept (its strays would go to init).
+    var reaped = false
 
     enum Termination: Sendable, Equatable {
         case exited(Int32)
@@ -29,13 +32,17 @@ struct ChildProcess: Sendable {
 
     /// Starts `/bin/sh -c command` in `directory`, with exactly `environment`, output to `outputFD`.
     /// With `account`, it runs as that account (the agent runs as root).
+    /// `mechanism` is the host's (`Containment.mechanism`); tests pass `.subreaper` to try the fallback.
     static func spawnShell(_ command: String, in directory: String, environment: [String: String], outputFD: Int32,
-                           account: AppAccount? = nil) throws -> ChildProcess {
+                           account: AppAccount? = nil, mechanism: Containment.Mechanism = Containment.mechanism) throws -> ChildProcess {
         let shell = ["/bin/sh", "-c", command]
-        let containment = account.map { _ in Containment.make("step") }
         var argv = account.map { $0.wrap(shell) } ?? shell
-        if let containment { argv = containment.wrap(argv) }
         let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        if account != nil, mechanism == .subreaper {
+            return try spawnReaped(argv: argv, environment: envp, directory: directory, output: outputFD)
+        }
+        let containment = account.map { _ in Containment.make("step", mechanism: mechanism) }
+        if let containment { argv = containment.wrap(argv) }
         do {
             var child = try spawn(argv: argv, environment: envp, directory: directory, stdout: outputFD, stderr: outputFD)
             child.containment = containment
@@ -57,6 +64,26 @@ struct ChildProcess: Sendable {
         let rc = slipway_spawn(directory, cArgv, cEnv, -1, stdout, stderr, -1, &pid)
         guard rc == 0 else { throw SystemError("starting \(argv[0]) in", path: directory, code: rc) }
         return ChildProcess(pid: pid)
+    }
+
+    /// How long a reaper waits after SIGTERM before it kills what is left (`slipway_spawn_reaped`).
+    static let reaperGrace: Int32 = 5
+
+    /// `argv` below a child subreaper: the pid is the reaper's, which exits only once nothing
+    /// the step started is left.
+    static func spawnReaped(argv: [String], environment: [String], directory: String, output: Int32) throws -> ChildProcess {
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup($0) } + [nil]
+        defer {
+            cArgv.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = slipway_spawn_reaped(directory, cArgv, cEnv, -1, output, output, reaperGrace, &pid)
+        guard rc == 0 else { throw SystemError("starting \(argv[0]) in", path: directory, code: rc) }
+        var child = ChildProcess(pid: pid)
+        child.reaped = true
+        return child
     }
 
     /// Signals the whole process group.
@@ -92,7 +119,7 @@ struct ChildProcess: Sendable {
         signalGroup(SIGTERM)
         await Task.detached { [self] in
             let clock = ContinuousClock()
-            let deadline = clock.now + grace
+            let deadline = clock.now + (reaped ? max(grace, .seconds(Int64(Self.reaperGrace))) + .seconds(5) : grace)
             while clock.now < deadline {
                 if reap() != nil {
                     signalGroup(SIGKILL)

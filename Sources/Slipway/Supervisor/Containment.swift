@@ -2,25 +2,34 @@ import Foundation
 
 /// Where every process of one build step, migrate step or worker lives, so that they all end
 /// together whatever they do to get away (`setsid`, `env -i`, a double fork): a cgroup v2 of its
-/// own, emptied at once with `cgroup.kill`. Where the host has no writable cgroup2 the agent
-/// falls back to its process-group kill (and the stale-build marker), which a process that
-/// leaves the session and clears its environment escapes: `slipway status` says which.
+/// own, emptied at once with `cgroup.kill`. Where the host has no writable cgroup2, builds and
+/// migrate steps run below a child subreaper instead (`ChildProcess.spawnShell`), and workers
+/// end with their process group: `slipway status` says which.
 final class Containment: Sendable {
     enum Mechanism: Sendable, Equatable, CustomStringConvertible {
         /// Under this cgroup2 directory (the agent's own delegated cgroup, or `<cgroup2>/slipway`).
         case cgroup(String)
-        /// No writable cgroup2: process groups only.
+        /// No writable cgroup2 (or `SLIPWAY_CONTAINMENT=subreaper`): each build and migrate step
+        /// runs below a child subreaper that kills whatever is left when the step ends; workers
+        /// end with their process group.
+        case subreaper
+        /// Process groups only (what a non-root agent uses: its steps run as itself).
         case processGroup
 
         var description: String {
             switch self {
             case .cgroup(let base): return "cgroup v2 (\(base))"
-            case .processGroup: return "process groups only (no writable cgroup v2: a process that leaves its session can outlive a build)"
+            case .subreaper:
+                return "a child subreaper (PR_SET_CHILD_SUBREAPER; no writable cgroup v2): builds and migrate steps leave nothing behind, "
+                    + "workers end with their process group"
+            case .processGroup: return "process groups only (a process that leaves its session can outlive a build)"
             }
         }
     }
 
-    static let mechanism: Mechanism = detect()
+    /// `SLIPWAY_CONTAINMENT=subreaper` in the agent's environment forces the fallback on a host
+    /// that has cgroup v2 (to try it); anything else is detected.
+    static let mechanism: Mechanism = ProcessInfo.processInfo.environment["SLIPWAY_CONTAINMENT"] == "subreaper" ? .subreaper : detect()
 
     /// This containment's cgroup directory; nil with process groups only.
     let directory: String?
@@ -30,7 +39,7 @@ final class Containment: Sendable {
     }
 
     /// A fresh, empty containment for one process tree; `label` names it (`build`, `w0`...).
-    static func make(_ label: String) -> Containment {
+    static func make(_ label: String, mechanism: Mechanism = Containment.mechanism) -> Containment {
         guard case .cgroup(let base) = mechanism else { return Containment(directory: nil) }
         let path = "\(base)/\(label)-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
         guard mkdir(path, 0o755) == 0 else { return Containment(directory: nil) }
@@ -96,7 +105,7 @@ final class Containment: Sendable {
     /// children in: its own cgroup when systemd delegated it (`Delegate=yes`), else `slipway/`
     /// at the top (a root agent outside systemd, or a hybrid host's `/sys/fs/cgroup/unified`).
     static func detect() -> Mechanism {
-        guard let mount = cgroup2Mount() else { return .processGroup }
+        guard let mount = cgroup2Mount() else { return .subreaper }
         var candidates: [String] = []
         if let own = ownCgroup(), own != "/" { candidates.append(mount + own) }
         candidates.append(mount + "/slipway")
@@ -108,7 +117,7 @@ final class Containment: Sendable {
             rmdir(probe)
             if killable { return .cgroup(base) }
         }
-        return .processGroup
+        return .subreaper
     }
 
     static func cgroup2Mount() -> String? {

@@ -10,13 +10,22 @@ final class ListeningSocket: Sendable {
     let address: WorkerListen
     /// For unix sockets: the file, removed when the socket closes.
     let path: String?
+    /// For unix sockets: the socket's name in the directory it was put in (an fd), and its inode.
+    let file: SocketFile?
+
+    struct SocketFile: Sendable {
+        var directory: Int32
+        var name: EntryName
+        var inode: ino_t
+    }
 
     static let backlog: Int32 = 4096
 
-    private init(fd: Int32, address: WorkerListen, path: String?) {
+    private init(fd: Int32, address: WorkerListen, path: String?, file: SocketFile? = nil) {
         self.fd = fd
         self.address = address
         self.path = path
+        self.file = file
     }
 
     /// Binds `address`; a unix socket path is resolved inside `appDirectory`.
@@ -36,8 +45,7 @@ final class ListeningSocket: Sendable {
             TCPListeners.shared.register(socket.fd, for: address)
             return socket
         case .unix(let relative):
-            let path = appDirectory + "/" + relative.value
-            return try bindUnix(path: path, address: address, group: group)
+            return try bindUnix(relative, appDirectory: appDirectory, address: address, group: group)
         }
     }
 
@@ -51,6 +59,8 @@ final class ListeningSocket: Sendable {
             throw SystemError("resolving listen address", path: address.description, code: EADDRNOTAVAIL)
         }
         defer { freeaddrinfo(list) }
+        // Issue 16: never join (SO_REUSEPORT) a socket another program listens on.
+        try ForeignListeners.check(first.pointee.ai_addr, address)
         let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError("creating socket for", path: address.description) }
         var one: Int32 = 1
@@ -67,26 +77,58 @@ final class ListeningSocket: Sendable {
         return ListeningSocket(fd: fd, address: address, path: nil)
     }
 
-    private static func bindUnix(path: String, address: WorkerListen, group: gid_t?) throws -> ListeningSocket {
-        let directory = String(path[..<path.lastIndex(of: "/")!])
-        try FileOps.makeDirectories(directory)
-        // A socket file a crashed agent left behind; never anything else.
-        if FileOps.lstatMode(path) == S_IFSOCK { unlink(path) }
-        let fd = try UnixSocket.bound(at: path, type: SOCK_STREAM, what: "binding")
-        guard listen(fd, backlog) == 0 else {
+    /// Binds the socket without ever following a link the app planted: the directories are
+    /// made and opened through directory fds (no symlink followed below the app's directory);
+    /// the socket is bound in a private root-only directory beside its final name (reached as
+    /// /proc/self/fd/N, not by path), given its group and mode there, where no app can swap it,
+    /// then renamed into place (renameat replaces a stale socket's name, never what a link
+    /// points to). Something else at the path (not a socket) is refused.
+    private static func bindUnix(_ relative: RelativePath, appDirectory: String, address: WorkerListen, group: gid_t?) throws -> ListeningSocket {
+        let path = appDirectory + "/" + relative.value
+        var components = relative.components
+        let name = EntryName(components.removeLast())
+        try SafeTree.makeDirectories(components, under: appDirectory, owner: nil)
+        let parent = try SafeTree.locate(relative.value, under: appDirectory).parent
+        if let existing = parent.status(of: name), existing.st_mode & S_IFMT != S_IFSOCK {
+            throw SystemError("binding (something that is not a socket is in the way)", path: path, code: EEXIST)
+        }
+        let scratch = EntryName(".slipway-bind-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))")
+        let code = parent.makeDirectory(scratch, mode: 0o700)
+        guard code == 0, let privateDir = try parent.openDirectory(scratch) else { throw SystemError("binding", path: path, code: code == 0 ? ENOTDIR : code) }
+        defer { _ = parent.unlink(scratch, directory: true) }
+        let socketName = EntryName("s")
+        let fd = try UnixSocket.bound(at: "/proc/self/fd/\(privateDir.fd)/s", type: SOCK_STREAM, what: "binding \(path)")
+        func fail(_ what: String) -> Error {
             let code = errno
             Glibc.close(fd)
-            throw SystemError("binding", path: path, code: code)
+            _ = privateDir.unlink(socketName)
+            return SystemError(what, path: path, code: code)
         }
-        if let group { chown(path, getuid(), group) }
-        chmod(path, 0o660)
-        return ListeningSocket(fd: fd, address: address, path: path)
+        guard listen(fd, backlog) == 0 else { throw fail("binding") }
+        if let group, socketName.withCString({ fchownat(privateDir.fd, $0, getuid(), group, AT_SYMLINK_NOFOLLOW) }) != 0 {
+            throw fail("setting the group of")
+        }
+        guard socketName.withCString({ fchmodat(privateDir.fd, $0, 0o660, 0) }) == 0 else { throw fail("setting the mode of") }
+        var info = stat()
+        guard socketName.withCString({ fstatat(privateDir.fd, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0 else { throw fail("binding") }
+        let moved = socketName.withCString { from in name.withCString { renameat(privateDir.fd, from, parent.fd, $0) } }
+        guard moved == 0 else { throw fail("moving the socket into place at") }
+        let kept = fcntl(parent.fd, F_DUPFD_CLOEXEC, 3)
+        return ListeningSocket(fd: fd, address: address, path: path, file: kept < 0 ? nil : .init(directory: kept, name: name, inode: info.st_ino))
     }
 
     func close() {
         if path == nil { TCPListeners.shared.unregister(fd) }
         Glibc.close(fd)
-        if let path { unlink(path) }
+        // Only the very socket this made, by its name in the directory it was put in.
+        if let file {
+            var info = stat()
+            if file.name.withCString({ fstatat(file.directory, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0,
+               info.st_mode & S_IFMT == S_IFSOCK, info.st_ino == file.inode {
+                _ = file.name.withCString { unlinkat(file.directory, $0, 0) }
+            }
+            Glibc.close(file.directory)
+        }
     }
 
     /// The endpoint a health check connects to.
@@ -118,6 +160,16 @@ final class TCPListeners: Sendable {
             guard copy >= 0 else { return nil }
             table[address.description, default: []].insert(copy)
             return copy
+        }
+    }
+
+    /// The inodes of the sockets registered here.
+    func inodes() -> Set<UInt64> {
+        fds.withLock { table in
+            Set(table.values.compactMap(\.first).compactMap { fd -> UInt64? in
+                var info = stat()
+                return fstat(fd, &info) == 0 ? UInt64(info.st_ino) : nil
+            })
         }
     }
 

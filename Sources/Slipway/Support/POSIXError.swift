@@ -24,18 +24,28 @@ enum FileOps {
     }
 
     static func isDirectory(_ path: String) -> Bool { lstatMode(path) == S_IFDIR }
+
+    static func isDirectory(following path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
     static func exists(_ path: String) -> Bool { lstatMode(path) != nil }
 
     static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
         if mkdir(path, mode) != 0 && errno != EEXIST { throw SystemError("creating directory", path: path) }
     }
 
-    /// Creates `path` and its missing parents (none of which may be a symlink).
+    /// Creates `path` and its missing parents. An existing symlink on the way is followed only
+    /// when root (or the agent's own user) owns it: the operator's choice of prefix
+    /// (`/srv -> /data/srv`) works, a link an app's account planted never does.
     static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
         var current = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             current += "/" + part
-            if let kind = lstatMode(current) {
+            var info = stat()
+            if lstat(current, &info) == 0 {
+                let kind = info.st_mode & S_IFMT
+                if kind == S_IFLNK, info.st_uid == 0 || info.st_uid == geteuid(), isDirectory(following: current) { continue }
                 if kind != S_IFDIR { throw SystemError("creating directory (a non-directory is in the way)", path: current, code: ENOTDIR) }
                 continue
             }
@@ -117,6 +127,13 @@ enum FileOps {
             fsync(fd)
             close(fd)
         }
+    }
+
+    /// `path` with every symlink followed (realpath(3)); nil when it cannot be resolved.
+    @Sendable static func resolvedPath(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        return String(cString: real)
     }
 
     static func readLink(_ path: String) -> String? {

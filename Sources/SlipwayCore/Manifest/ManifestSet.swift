@@ -18,6 +18,15 @@ public struct ManifestSet: Sendable {
     public struct Entry: Sendable, Equatable {
         public var path: String
         public var manifest: Manifest
+        /// Where each scalar field is in the file (`source.repo`, `backend.listen`, ...), for
+        /// host checks that locate their refusals (`HostPolicy`).
+        public var marks: [String: SourceMark] = [:]
+
+        public init(path: String, manifest: Manifest, marks: [String: SourceMark] = [:]) {
+            self.path = path
+            self.manifest = manifest
+            self.marks = marks
+        }
     }
 
     public struct Invalid: Sendable, Equatable {
@@ -63,7 +72,7 @@ public struct ManifestSet: Sendable {
             }
             switch result {
             case .success(let manifest):
-                valid[manifest.app] = Entry(path: file.path, manifest: manifest)
+                valid[manifest.app] = Entry(path: file.path, manifest: manifest, marks: Self.scalarMarks(in: file.text))
             case .failure(let diagnostics):
                 invalid.append(Invalid(path: file.path, app: name, diagnostics: diagnostics))
             }
@@ -87,6 +96,19 @@ public struct ManifestSet: Sendable {
             return (AppName(name), SourceMark(line: index + 1, column: column))
         }
         return (nil, SourceMark(line: 1, column: 1))
+    }
+
+    /// The marks of the scalars at the first two levels of a manifest, by dotted key.
+    static func scalarMarks(in text: String) -> [String: SourceMark] {
+        guard let root = try? YAMLParser().parse(text), case .mapping(let pairs) = root.content else { return [:] }
+        var marks: [String: SourceMark] = [:]
+        for pair in pairs {
+            marks[pair.key] = pair.value.mark
+            if case .mapping(let inner) = pair.value.content {
+                for field in inner { marks[pair.key + "." + field.key] = field.value.mark }
+            }
+        }
+        return marks
     }
 
     /// Whether a path names a manifest: every `*.yaml` / `*.yml` file is one app.

@@ -82,6 +82,7 @@ final class CatalogApp {
             apps_root: \(host.appsRoot)
             state_dir: \(host.stateDir)
             apps_user: \(Fixture.appsUser)
+            \(f.localRoots)
             env_dir: \(envDir)
             poll_interval: \(names.count > 1 ? "1s" : "1h")
             listen: 127.0.0.1:0

@@ -39,8 +39,13 @@ final class Fixture {
         poll_interval: 1s
         listen: 127.0.0.1:0
         apps_user: \(Fixture.appsUser)
+        \(localRoots)
         """, to: configPath)
     }
+
+    /// agent.yaml's `git:` line that lets local source repos in this sandbox be read (the
+    /// default `local_roots` is /srv/git).
+    var localRoots: String { "git: {local_roots: [\(root)]}" }
 
     /// The account builds and workers run as when the tests run as root.
     static let appsUser = "nobody"
@@ -165,10 +170,11 @@ final class Fixture {
     }
 
     /// Starts `slipway ARGS --config <config>` in the background (output discarded); the caller stops it.
-    func launch(_ arguments: [String]) throws -> Process {
+    func launch(_ arguments: [String], environment: [String: String]? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Fixture.binary)
         process.arguments = arguments + ["--config", configPath]
+        if let environment { process.environment = environment }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

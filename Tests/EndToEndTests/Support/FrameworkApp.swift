@@ -135,6 +135,7 @@ extension Fixture {
         apps_root: \(appsRoot)
         state_dir: \(stateDir)
         apps_user: \(Fixture.appsUser)
+        \(localRoots)
 
         """ + extra + "\n", to: configPath)
     }

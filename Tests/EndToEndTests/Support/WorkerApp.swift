@@ -44,6 +44,7 @@ final class WorkerApp {
         apps_root: \(f.appsRoot)
         state_dir: \(f.stateDir)
         apps_user: \(Fixture.appsUser)
+        \(f.localRoots)
         env_dir: \(envDir)
         poll_interval: 1h
         listen: 127.0.0.1:0

@@ -1,0 +1,128 @@
+import Foundation
+import SlipwayCore
+
+/// Who else listens where an app's workers are to listen. The agent binds with `SO_REUSEPORT`
+/// (so a restarted agent can bind while a crashed one's workers still serve); as root that would
+/// also let it join a root service's listening socket and take half its connections. So before
+/// binding, the TCP tables (`/proc/net/tcp{,6}`) are read for a listening socket on an address
+/// that overlaps, and each one's holders (the processes with its inode among their fds) must be
+/// this agent's own workers: a process carrying the worker marker (`SLIPWAY_SUPERVISED`), not
+/// running as root when the agent is. Anything else is refused, naming the holder.
+enum ForeignListeners {
+    struct Holder: Sendable, Equatable, CustomStringConvertible {
+        var pid: pid_t
+        var command: String
+        var description: String { "pid \(pid) (\(command))" }
+    }
+
+    struct Refused: Error, CustomStringConvertible {
+        var address: WorkerListen
+        /// Empty: a socket whose holder could not be seen.
+        var holders: [Holder]
+
+        var description: String {
+            let who = holders.isEmpty ? "a process Slipway cannot see" : holders.map(\.description).joined(separator: ", ")
+            return "backend.listen \(address): another program already listens there, \(who), and it is not one of Slipway's workers; "
+                + "Slipway never joins a listening socket it did not make (SO_REUSEPORT would hand the app that program's connections) — "
+                + "stop that program or give the app another port"
+        }
+    }
+
+    /// One row of /proc/net/tcp{,6} in the LISTEN state.
+    struct Listening: Equatable {
+        var address: [UInt8]
+        var port: Int
+        var inode: UInt64
+    }
+
+    /// Throws `Refused` when a program other than this agent's workers listens on an address
+    /// overlapping `socketAddress` (what `bind` is about to be given).
+    static func check(_ socketAddress: UnsafePointer<sockaddr>, _ address: WorkerListen) throws {
+        guard let (bytes, port) = Self.bytesAndPort(socketAddress) else { return }
+        // The agent's own app sockets (another address of an app moving) are not foreign.
+        let own = TCPListeners.shared.inodes()
+        let overlapping = listening().filter { $0.port == port && overlaps($0.address, bytes) && !own.contains($0.inode) }
+        guard !overlapping.isEmpty else { return }
+        let holders = holders(of: Set(overlapping.map(\.inode)))
+        let foreign = holders.filter { !isOwnWorker($0.pid) }
+        // As root every holder is visible; unseen holders are refused too (never guessed to be ours).
+        if !foreign.isEmpty || (holders.isEmpty && geteuid() == 0) {
+            throw Refused(address: address, holders: foreign)
+        }
+    }
+
+    /// An address's bytes, IPv4-mapped IPv6 reduced to IPv4, and its port.
+    static func bytesAndPort(_ pointer: UnsafePointer<sockaddr>) -> ([UInt8], Int)? {
+        switch Int32(pointer.pointee.sa_family) {
+        case AF_INET:
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                (withUnsafeBytes(of: v4.pointee.sin_addr) { Array($0) }, Int(UInt16(bigEndian: v4.pointee.sin_port)))
+            }
+        case AF_INET6:
+            return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                (normalized(withUnsafeBytes(of: v6.pointee.sin6_addr) { Array($0) }), Int(UInt16(bigEndian: v6.pointee.sin6_port)))
+            }
+        default:
+            return nil
+        }
+    }
+
+    static func normalized(_ bytes: [UInt8]) -> [UInt8] {
+        if bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff { return Array(bytes[12...]) }
+        return bytes
+    }
+
+    /// Same address, or either side a wildcard (of any family: a `[::]` socket is dual-stack
+    /// unless it says otherwise, which the table does not show; overlap is assumed).
+    static func overlaps(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a == b || a.allSatisfy { $0 == 0 } || b.allSatisfy { $0 == 0 }
+    }
+
+    /// Listening sockets of this network namespace.
+    static func listening() -> [Listening] {
+        ["/proc/net/tcp", "/proc/net/tcp6"].flatMap { path -> [Listening] in
+            guard let bytes = FileOps.readFile(path) else { return [] }
+            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst().compactMap(parse)
+        }
+    }
+
+    /// `sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...`; the
+    /// address is printed as 32-bit words in host order.
+    static func parse(_ line: Substring) -> Listening? {
+        let fields = line.split(separator: " ")
+        guard fields.count > 9, fields[3] == "0A" else { return nil }
+        let local = fields[1].split(separator: ":")
+        guard local.count == 2, let port = Int(local[1], radix: 16), let inode = UInt64(fields[9]), local[0].count % 8 == 0 else { return nil }
+        var address: [UInt8] = []
+        var index = local[0].startIndex
+        while index < local[0].endIndex {
+            let end = local[0].index(index, offsetBy: 8)
+            guard let word = UInt32(local[0][index..<end], radix: 16) else { return nil }
+            address += withUnsafeBytes(of: word) { Array($0) }
+            index = end
+        }
+        return Listening(address: normalized(address), port: port, inode: inode)
+    }
+
+    /// Every process with one of `inodes` among its fds.
+    static func holders(of inodes: Set<UInt64>) -> [Holder] {
+        let wanted = Set(inodes.map { "socket:[\($0)]" })
+        var found: [Holder] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { continue }
+            guard fds.contains(where: { FileOps.readLink("/proc/\(pid)/fd/\($0)").map(wanted.contains) == true }) else { continue }
+            let command = FileOps.readFile("/proc/\(pid)/comm").map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+            found.append(Holder(pid: pid, command: command ?? "?"))
+        }
+        return found.sorted { $0.pid < $1.pid }
+    }
+
+    /// A worker of this or a previous agent (an orphan still serving after a crash): it carries
+    /// the marker and, under a root agent, does not run as root (workers never do).
+    static func isOwnWorker(_ pid: pid_t) -> Bool {
+        guard pid != getpid(), let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { return false }
+        let prefix = Array("\(WorkerMarker.variable)=".utf8)
+        guard environ.split(separator: 0).contains(where: { $0.starts(with: prefix) }) else { return false }
+        return geteuid() != 0 || ProcessTable.uids(of: pid).map { !$0.isEmpty && !$0.contains(0) } == true
+    }
+}

@@ -8,7 +8,7 @@ final class AgentProcess {
     let detached: Bool
 
     /// `binary`: another copy of slipway (the re-exec tests replace it while it runs).
-    /// `detached`: the agent is not this process's child (a shell starts it and exits), for
+    /// `detached`: the agent is not this process's child (a Python one-liner starts it and exits), for
     /// agents that re-exec themselves: Foundation's Process, seeing its child exec from a
     /// thread other than its main one, waits on it with a blocking waitpid and stalls every
     /// other Process of the test.
@@ -16,8 +16,11 @@ final class AgentProcess {
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         self.detached = detached
         if detached {
-            let result = try Fixture.run("/bin/sh", ["-c", "\"$0\" agent --config \"$1\" </dev/null >/dev/null 2>>\"$2\" & echo $!", binary, config, log],
-                                         timeout: 10)
+            // Python's Popen closes every other fd (Foundation watches a child through one).
+            let script = "import subprocess, sys; err = open(sys.argv[3], 'ab'); "
+                + "print(subprocess.Popen([sys.argv[1], 'agent', '--config', sys.argv[2]], stdin=subprocess.DEVNULL, "
+                + "stdout=subprocess.DEVNULL, stderr=err, close_fds=True).pid)"
+            let result = try Fixture.run("/usr/bin/python3", ["-c", script, binary, config, log], timeout: 10)
             guard let pid = Int32(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw FixtureError("no pid from the detached agent: \(result.output)")
             }

@@ -55,7 +55,11 @@ let package = Package(
         .testTarget(name: "SlipwayCoreTests", dependencies: [
             "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "SlipwayTests", dependencies: ["Slipway", "SlipwayCore"]),
+        .testTarget(name: "SlipwayTests", dependencies: [
+            "Slipway", "SlipwayCore",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "slipway", "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
         ], exclude: ["Support/loadgen.py", "Support/readerloop.py", "Support/wsclient.js", "Support/tinyworker.py"]),

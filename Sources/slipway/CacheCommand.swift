@@ -30,7 +30,7 @@ struct CacheCommand: AsyncParsableCommand {
         func run() async throws {
             try await Self.reporting {
                 let config = try options.load()
-                guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+                let name = try AppName.argument(app)
                 let home = BuildHome(appsRoot: config.appsRoot, app: name)
                 do {
                     print(try home.clear() ? "cleared \(home.path)" : "\(app) has no build cache (\(home.path) does not exist)")

@@ -55,3 +55,13 @@ extension ParsableCommand {
         }
     }
 }
+
+extension AppName {
+    /// An app named on the command line, or the error saying what a name may be.
+    static func argument(_ text: String) throws -> AppName {
+        guard let name = AppName(text) else {
+            throw CLIError("'\(text)' is not a valid app name (1 to 63 of a-z, 0-9 and '-', starting with a letter or digit)")
+        }
+        return name
+    }
+}

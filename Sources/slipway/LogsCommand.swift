@@ -37,7 +37,7 @@ struct LogsCommand: AsyncParsableCommand {
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
-            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            let name = try AppName.argument(app)
             if build || release != nil {
                 try printBuildLog(of: name, stateDir: config.stateDir)
                 return

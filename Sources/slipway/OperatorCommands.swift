@@ -66,7 +66,7 @@ struct DeployCommand: AsyncParsableCommand {
             let config = try options.load()
             var name: AppName?
             if let app {
-                guard let valid = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+                let valid = try AppName.argument(app)
                 name = valid
                 try await OperatorRequests.send(.init(app: valid.value, kind: "deploy"), config: config)
             }
@@ -133,10 +133,10 @@ struct RollbackCommand: AsyncParsableCommand {
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
-            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            let name = try AppName.argument(app)
             let asked = UTCTime.now
             try await OperatorChannel.submit(.init(app: name, kind: .rollback, argument: to, force: force), config: config, timeout: .seconds(60)) { reconciler in
-                reconciler.applyPendingRequests()
+                await reconciler.applyPendingRequests()
             }
             guard let status = OperatorChannel.appStatus(name, config: config) else { throw CLIError("no app named \(name) is known here") }
             guard status.condition == .pinned, let pin = status.memory.pin, pin.at >= asked, to == nil || pin.release.description == to else {

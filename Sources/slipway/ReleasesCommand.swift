@@ -36,7 +36,7 @@ struct ReleasesCommand: AsyncParsableCommand {
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
-            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            let name = try AppName.argument(app)
             let store = ReleaseStore(layout: AppLayout(appsRoot: config.appsRoot, app: name))
             let current = store.current()
             let rows = store.releaseIDs().reversed().map { id in
@@ -46,9 +46,7 @@ struct ReleasesCommand: AsyncParsableCommand {
                            expandedAt: record?.expandedAt, contractedAt: record?.contractedAt, failure: record?.failure)
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                print(String(decoding: try JSONFiles.encode(rows), as: UTF8.self))
                 return
             }
             guard !rows.isEmpty else {

@@ -24,7 +24,7 @@ struct ReloadCommand: AsyncParsableCommand {
     func run() async throws {
         try await Self.reporting {
             let config = try options.load()
-            guard let name = AppName(app) else { throw CLIError("'\(app)' is not a valid app name") }
+            let name = try AppName.argument(app)
             guard AgentLock.holder(stateDir: config.stateDir) != nil else {
                 throw CLIError("no agent is running with state in \(config.stateDir); workers run under 'slipway agent' (or the slipway service)")
             }

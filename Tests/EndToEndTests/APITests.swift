@@ -171,16 +171,11 @@ struct APITests {
         #expect(a.waitFor { (try? a.passes()) == 1 })
 
         let v2 = try a.f.commitSource(["index.html": "v2"])
-        // Forged, unsigned, stale, malformed, oversized, other branch: refused (or ignored), no pass.
+        // Each refusal is judged in-process (SlipwayTests/AgentAPITests); over the real listener:
+        // an unsigned one and another branch's start no pass.
         #expect(try a.notify(after: v2, sign: false).status == 401)
-        #expect(try a.notify(after: v2, secret: "wrong").status == 401)
-        #expect(try a.notify(after: v2, timestamp: Int(Date().timeIntervalSince1970) - 600).status == 401)
-        #expect(try a.notify(after: v2, body: "{\"ref\": 1}").status == 400)
-        #expect(try a.notify(after: v2, body: "not json").status == 400)
-        #expect(try a.notify(after: "nothex", body: nil).status == 400)
-        #expect(try a.notify(after: v2, body: "{\"pad\":\"" + String(repeating: "x", count: 70_000) + "\"}").status == 413)
         #expect(try a.notify(after: v2, ref: "refs/heads/other").status == 202)
-        usleep(1_500_000)
+        usleep(1_000_000)
         #expect(try a.passes() == 1)
         #expect(a.f.currentFile("frontend/index.html") == "v1")
         #expect(!a.log.contains(a.secret))
@@ -194,7 +189,7 @@ struct APITests {
         #expect(replayed.body.contains("already received"))
 
         let metrics = try a.get("/metrics").body
-        for outcome in ["unsigned", "bad-signature", "stale", "bad-body", "too-large", "ignored", "accepted", "replayed"] {
+        for outcome in ["unsigned", "ignored", "accepted", "replayed"] {
             #expect(metrics.contains("slipway_notify_requests_total{outcome=\"\(outcome)\"}"), "no count for \(outcome)")
         }
     }

@@ -67,6 +67,50 @@ extension Fixture {
     }
 }
 
+extension Fixture {
+    /// Runs the agent on the current agent.yaml (with `api.token_file` added) until its first pass
+    /// ended, and returns everything it serves and writes: `/v1/status` over the unix socket and
+    /// over TCP with the bearer token, `/metrics` and `/healthz` over TCP, its log and the state
+    /// dir. For greps that no secret leaks through any of them.
+    func everythingTheAgentServes() throws -> String {
+        let tokenFile = root + "/api.token"
+        let token = "api-" + UUID().uuidString
+        try write(token + "\n", to: tokenFile)
+        let config = try #require(read(configPath))
+        try write(config + "\napi:\n  token_file: \(tokenFile)\n", to: configPath)
+        defer { try? write(config, to: configPath) }
+        unlink(stateDir + "/http.addr")
+        let log = root + "/agent-served.log"
+        let agent = try AgentProcess(config: configPath, log: log)
+        defer { agent.stop() }
+        let socket = stateDir + "/agent.sock"
+        func curl(_ arguments: [String]) -> (status: Int, body: String) {
+            let result = (try? Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"] + arguments, timeout: 20))
+            var lines = (result?.stdout ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+            let code = Int(lines.popLast() ?? "") ?? 0
+            return (code, lines.joined(separator: "\n"))
+        }
+        var base = ""
+        // Up, and its first pass over (counted in /metrics).
+        let up = waitUntil(seconds: 60) {
+            guard let addr = read(stateDir + "/http.addr")?.trimmingCharacters(in: .whitespacesAndNewlines), !addr.isEmpty else { return false }
+            base = "http://\(addr)"
+            return curl([base + "/metrics"]).body.contains("slipway_passes_total 1")
+        }
+        #expect(up, "the agent did not finish a pass: \(read(log) ?? "")")
+        var served: [String] = []
+        let viaSocket = curl(["--unix-socket", socket, "http://localhost/v1/status"])
+        let viaTCP = curl(["-H", "Authorization: Bearer \(token)", base + "/v1/status"])
+        let metrics = curl([base + "/metrics"])
+        #expect(viaSocket.status == 200 && viaTCP.status == 200 && metrics.status == 200, "\(viaTCP) \(metrics)")
+        #expect(viaTCP.body.contains("\"apps\""), "\(viaTCP.body)")
+        #expect(metrics.body.contains("slipway_"), "\(metrics.body)")
+        served += [viaSocket.body, viaTCP.body, metrics.body, curl([base + "/healthz"]).body]
+        agent.stop()
+        return (served + [read(log) ?? "", stateText(), metricsText]).joined(separator: "\n")
+    }
+}
+
 /// Private key material: the base64 body of an OpenSSH private key file.
 func privateKeyBody(_ path: String) throws -> [String] {
     try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("-----") }.map(String.init)
@@ -114,8 +158,12 @@ struct SSHRemoteTests {
         let second = try f.pass()
         #expect(second.status == 0, "\(second.output)")
         #expect(f.currentFile("backend/index.html", app: "alpha") == "v2")
-        // Only the source moved: one download.
+        // Only the source moved: still one connection per remote (the source's listing and its
+        // download share one), one download, and the two apps share one mirror.
+        #expect(server.acceptedLogins == 6, "\(server.acceptedLogins) logins in sshd's log after three passes")
         #expect(f.metricsText.contains("slipway_git_fetches_total{remote=\"\(endpoint)\"} 1"), "\(f.metricsText)")
+        #expect(f.metricsText.contains("slipway_git_connections_total{remote=\"\(endpoint)\"} 2"))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: f.stateDir + "/mirrors/sources"))?.filter { $0.hasSuffix(".git") }.count == 1)
 
         // `slipway check` reaches both remotes; `slipway key` prints the deploy key.
         let check = try f.slipway(["check"])
@@ -128,8 +176,23 @@ struct SSHRemoteTests {
         let fingerprint = try Fixture.run("/usr/bin/ssh-keygen", ["-lf", f.identity + ".pub"], timeout: 10).stdout.split(separator: " ")[1]
         #expect(key.stdout.contains(String(fingerprint)))
 
-        for line in try privateKeyBody(f.identity) {
-            #expect(!f.stateText().contains(line) && !first.output.contains(line) && !check.output.contains(line))
+        // Secrets: a build that dumps its environment, then the running agent's log, state, status
+        // (socket and TCP) and metrics: no line of the private key anywhere.
+        try f.commitSource(["index.html": "v3", "build.sh": "env > \(f.scratch)/build-env\n"])
+        try f.commitManifest("a.yaml", f.plainManifest(app: "alpha", repo: server.url(f.bareSource))
+            .replacingOccurrences(of: "backend: {dir: .}", with: "backend: {dir: ., build: sh build.sh}"))
+        try f.publish()
+        let beforeThird = server.acceptedLogins
+        let third = try f.pass()
+        #expect(third.status == 0, "\(third.output)")
+        #expect(server.acceptedLogins - beforeThird == 2, "both remotes moved: still one connection each")
+        let buildEnv = try #require(f.read(f.scratch + "/build-env"))
+        let served = try f.everythingTheAgentServes()
+        let everything = [first.output, second.output, third.output, check.output, key.output, buildEnv, served].joined(separator: "\n")
+        let body = try privateKeyBody(f.identity)
+        #expect(body.count >= 3)
+        for line in body {
+            #expect(!everything.contains(line), "a line of the private key leaked")
         }
     }
 
@@ -271,8 +334,9 @@ struct HTTPSRemoteTests {
         let last = try f.pass()
         #expect(last.status == 0, "\(last.output)")
         let status = try f.slipway(["status", "--json"])
-        let everything = [good.output, refused.output, noCA.output, last.output, check.output, status.output,
-                          f.stateText(), f.metricsText, f.read(f.scratch + "/build-env") ?? "missing build env"].joined(separator: "\n")
+        let served = try f.everythingTheAgentServes()
+        let everything = [good.output, refused.output, noCA.output, last.output, check.output, status.output, served,
+                          f.read(f.scratch + "/build-env") ?? "missing build env"].joined(separator: "\n")
         #expect(f.read(f.scratch + "/build-env") != nil)
         #expect(!everything.contains(server.token))
         #expect(!everything.contains(wrong))

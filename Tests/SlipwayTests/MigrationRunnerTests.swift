@@ -62,7 +62,7 @@ import Testing
         let step = try runner(Migrate(expand: "x", check: "test -e \(marker) || { echo waiting; exit 1; }", timeout: .seconds(300), hosts: ["web-2"]))
         let other = Task {
             try await Task.sleep(for: .milliseconds(800))
-            FileManager.default.createFile(atPath: marker, contents: nil)
+            _ = FileManager.default.createFile(atPath: marker, contents: nil)
         }
         let waited = try await step.waitForCheck()
         try await other.value

@@ -41,7 +41,7 @@ struct SupervisorExecutorTests {
         conn, _ = s.accept()
         conn.sendall(b"hello from fd 3"); conn.close()
         """, in: dir, listener: listener, log: log)
-        let reply = try await Task.detached { () -> String in
+        let reply = await Task.detached { () -> String in
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
             var address = sockaddr_in()

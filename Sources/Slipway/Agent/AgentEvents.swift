@@ -24,6 +24,8 @@ public struct AgentEvent: Sendable, Codable, Equatable {
     public var state: String?
     public var milliseconds: Int64?
     public var release: String?
+    /// For deploy events: "rollback" when the run was a switch back to a kept release (nil: a deploy).
+    public var action: String?
     public var error: String?
     public var log: String?
     public var commit: String?

@@ -28,16 +28,7 @@ public struct AgentState: Sendable, Codable, Equatable {
 
 /// One app's status: declared vs running, what happened last, what is wrong.
 public struct AppStatus: Sendable, Codable, Equatable {
-    public enum Condition: String, Sendable, Codable {
-        case converged, pinned, failed, invalid, unresolved, untrusted, removed, interrupted
-        /// No longer declared for this host, still serving: within `removal_grace`, or part of
-        /// a mass removal waiting for `slipway apply --allow-removals`.
-        case removing
-        /// Deployed, but unhealthy: its workers are crash-looping (shown by `status` from the worker
-        /// table), or its contract step failed (retried every pass).
-        case degraded
-        case notOnThisHost = "not-on-this-host"
-    }
+    public typealias Condition = AppCondition
 
     public var condition: Condition
     public var message: String?
@@ -58,12 +49,7 @@ public struct AppStatus: Sendable, Codable, Equatable {
     }
 
     /// Whether the app is where the manifests want it (or where an operator pinned it).
-    public var isSettled: Bool {
-        switch condition {
-        case .converged, .pinned, .removed, .notOnThisHost, .removing: return true
-        case .failed, .invalid, .unresolved, .untrusted, .interrupted, .degraded: return false
-        }
-    }
+    public var isSettled: Bool { condition.isSettled }
 }
 
 /// How the last deploy of an app went, stage by stage.
@@ -76,6 +62,27 @@ public struct DeployOutcome: Sendable, Codable, Equatable {
     public var logPath: String?
     public var stages: [ReleaseRecord.StageTiming]
     public var finishedAt: UTCTime
+    /// Nil for a deploy (and in state files from before rollbacks were recorded here).
+    public var kind: Kind?
+
+    public enum Kind: String, Sendable, Codable {
+        case deploy
+        /// A switch back to a kept release (`slipway rollback`, or a kept release that realises the manifest).
+        case rollback
+    }
+
+    public init(release: ReleaseID?, sha: String, result: ReleaseRecord.Result, failedStage: Stage?, error: String?,
+                logPath: String?, stages: [ReleaseRecord.StageTiming], finishedAt: UTCTime, kind: Kind? = nil) {
+        self.release = release
+        self.sha = sha
+        self.result = result
+        self.failedStage = failedStage
+        self.error = error
+        self.logPath = logPath
+        self.stages = stages
+        self.finishedAt = finishedAt
+        self.kind = kind
+    }
 }
 
 /// Reads and writes `state.json` atomically.
@@ -94,9 +101,7 @@ public struct StateFile: Sendable {
     }
 
     public func save(_ state: AgentState) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try FileOps.writeAtomically(Array(try encoder.encode(state)), to: path, mode: 0o640)
+        try FileOps.writeAtomically(Array(try JSONFiles.encode(state)), to: path, mode: 0o640)
     }
 }
 

@@ -19,9 +19,11 @@ struct DeployHooks {
         var result: String
         var stage: String
         var error: String
+        /// "deploy", or "rollback" for a switch back to a kept release.
+        var action: String
 
         var environment: [String: String] {
-            ["SLIPWAY_APP": app, "SLIPWAY_HOST": host, "SLIPWAY_SHA": sha, "SLIPWAY_RELEASE": release,
+            ["SLIPWAY_ACTION": action, "SLIPWAY_APP": app, "SLIPWAY_HOST": host, "SLIPWAY_SHA": sha, "SLIPWAY_RELEASE": release,
              "SLIPWAY_RESULT": result, "SLIPWAY_STAGE": stage, "SLIPWAY_ERROR": error]
         }
     }
@@ -29,7 +31,7 @@ struct DeployHooks {
     static func facts(app: AppName, host: String, outcome: DeployOutcome) -> Facts {
         Facts(app: app.value, host: host, sha: outcome.sha, release: outcome.release?.description ?? "",
               result: outcome.result.rawValue, stage: (outcome.failedStage ?? outcome.stages.last?.stage ?? .prune).rawValue,
-              error: outcome.error ?? "")
+              error: outcome.error ?? "", action: (outcome.kind ?? .deploy).rawValue)
     }
 
     /// Starts every hook; the returned tasks end when the hooks do (the caller need not wait).

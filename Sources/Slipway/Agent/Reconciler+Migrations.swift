@@ -11,19 +11,13 @@ extension Reconciler {
         logger.info("running the contract step of \(release) again", metadata: ["stage": "contract"])
         do {
             let (_, timing) = try await StageReporter(app: app.manifest.app, logger: logger, onEvent: onEvent).run(.contract, release: release) {
-                try await MigrationRunner.forRelease(release, of: app, migrate: migrate, config: config).run(.contract)
-                try store.markContracted(release)
+                try await ContractStage.contract(app, migrate: migrate, release: release, store: store, config: config)
             }
             metrics.stageFinished(.contract, milliseconds: timing.milliseconds)
             status.condition = .converged
         } catch {
             status.condition = Task.isCancelled ? .interrupted : .degraded
-            status.message = Self.contractFailed("\(error)", release: release)
+            status.message = OutcomeRules.contractFailed("\(error)", release: release)
         }
-    }
-
-    static func contractFailed(_ error: String, release: ReleaseID?) -> String {
-        "contract failed: \(error)\nrelease \(release.map(\.description) ?? "?") stays live (it works with the expanded schema); "
-            + "the contract step runs again on the next pass"
     }
 }

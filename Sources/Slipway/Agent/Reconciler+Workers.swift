@@ -4,8 +4,8 @@ import SlipwayCore
 
 /// Keeping each app's workers on what `current` and the manifest say, every pass: after an
 /// agent restart, a rollback, an env_file edit, `slipway reload APP`, or a manifest that drops
-/// its workers. A deploy's own reload and verify stages run inside `Deployment`; here the same
-/// reload is a no-op afterwards.
+/// its workers. A deploy's or rollback's own reload and verify stages run in their stage list;
+/// a pass whose run just rolled the workers skips this.
 extension Reconciler {
     func superviseWorkers(_ app: AppName, desired: DesiredApp, supervisor: Supervisor,
                           status: inout AppStatus, memory: inout AppMemory, logger: Logger) async {

@@ -35,7 +35,7 @@ public final class Reconciler: @unchecked Sendable {
     /// The allowed signers as this pass read them (once per pass, not once per app).
     private var passSigners: AllowedSigners?
     /// The manifests commit the last pass parsed, and what it held.
-    private var parsed: (commit: String, set: ManifestSet)?
+    var parsed: (commit: String, set: ManifestSet)?
     /// Processes left by builds of a dead agent, as this pass found them (one /proc scan a pass).
     private var strays = StaleBuilds.Census()
     /// on_deploy hooks still running; a one-shot pass waits for them before the process exits.
@@ -79,7 +79,6 @@ public final class Reconciler: @unchecked Sendable {
         strays = StaleBuilds.Census.take()
         onEvent(AgentEvent(.passStarted))
         mirrors.startPass()
-        applyRequests(&state)
 
         let manifests: (commit: String, set: ManifestSet)
         do {
@@ -88,6 +87,7 @@ public final class Reconciler: @unchecked Sendable {
             let message = "cannot read manifests from \(config.manifests.repo) (branch \(config.manifests.branch)): \(error)"
             logger.error("\(message)")
             result.error = message
+            await applyRequests(&state, manifests: nil)
             state.lastPass = .init(startedAt: started, finishedAt: .now, converged: false, error: message)
             finish(state, converged: false)
             return result
@@ -96,6 +96,7 @@ public final class Reconciler: @unchecked Sendable {
             logger.info("manifests at \(manifests.commit.prefix(12))", metadata: ["files": "\(manifests.set.valid.count + manifests.set.invalid.count)"])
         }
         state.manifestsCommit = manifests.commit
+        await applyRequests(&state, manifests: manifests.set)
         for diagnostic in manifests.set.allDiagnostics {
             logger.error("\(diagnostic)")
         }
@@ -284,6 +285,8 @@ public final class Reconciler: @unchecked Sendable {
         if plan.consumesRetry { memory.retryRequested = false }
 
         var pendingContract: ReleaseID?
+        /// Set when a run's reload stage just rolled the workers: the pass does not roll them again.
+        var workersRolled = false
         switch plan.action {
         case .upToDate:
             status.condition = .converged
@@ -293,76 +296,33 @@ public final class Reconciler: @unchecked Sendable {
             status.condition = .converged
             pendingContract = id
         case .keepPinned(let id, let move, let learned):
-            if move {
-                do {
-                    try store.switchCurrent(to: id)
-                    logger.info("switched back to pinned release \(id)", metadata: ["stage": "switch"])
-                } catch {
-                    logger.error("cannot switch to pinned release \(id): \(error)", metadata: ["stage": "switch"])
-                }
-            }
             if let learned { memory.pin?.desiredFingerprint = learned }
             status.condition = .pinned
             status.message = memory.pin.map { "pinned to \($0.release): \($0.reason); released when the manifest changes" }
-        case .switchTo(let id):
-            let started = UTCTime.now
-            let clock = ContinuousClock.now
-            do {
-                try store.switchCurrent(to: id)
-                logger.info("switched to kept release \(id), which already realises the manifest", metadata: ["stage": "switch"])
-                memory.failure = nil
-                status.condition = .converged
-                status.lastDeploy = DeployOutcome(release: id, sha: store.record(id)?.source.sha ?? "", result: .succeeded, failedStage: nil,
-                                                  error: nil, logPath: nil,
-                                                  stages: [.init(stage: .switch, startedAt: started, milliseconds: (ContinuousClock.now - clock).milliseconds)],
-                                                  finishedAt: .now)
-                await prune(store, desired: desired, logger: logger)
-            } catch {
-                status.condition = .failed
-                status.message = "switching to \(id) failed: \(error)"
+            if move {
+                logger.info("current left pinned release \(id): switching back to it")
+                workersRolled = await switchToKept(id, manifest: desired.manifest, store: store, status: &status, memory: &memory, logger: logger)
             }
+        case .switchTo(let id):
+            workersRolled = await switchToKept(id, manifest: desired.manifest, store: store, status: &status, memory: &memory, logger: logger)
+            if store.current() == id { logger.info("switched to kept release \(id), which already realises the manifest", metadata: ["stage": "switch"]) }
+            await prune(store, desired: desired, logger: logger)
         case .deploy(let resolved):
             logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
-            let outcome = await Deployment(app: resolved, store: store, mirrors: mirrors, stateDir: config.stateDir,
-                                           manifestsCommit: manifestsCommit, logger: logger, supersededBy: supersededBy,
-                                           onEvent: onEvent, supervisor: runtime?.supervisor, config: config).run()
-            var deployEvent = AgentEvent(.deploy, app: app.value, state: outcome.result.rawValue)
-            deployEvent.release = outcome.release?.description
-            deployEvent.error = outcome.error
-            onEvent(deployEvent)
-            status.lastDeploy = outcome
-            metrics.deployFinished(app: app, outcome: outcome)
-            let interrupted = outcome.result == .failed && (supersededBy() != nil || Task.isCancelled)
-            if !interrupted {
-                hookTasks.removeAll { $0.isCancelled }
-                hookTasks += DeployHooks(config: config, metrics: metrics, logger: logger)
-                    .fire(DeployHooks.facts(app: app, host: config.host, outcome: outcome))
+            let (outcome, result) = await Deployment(app: resolved, store: store, agent: deployAgent(logger), manifestsCommit: manifestsCommit,
+                                                     supersededBy: supersededBy, onEvent: onEvent).run()
+            finished(app, outcome, result: result, status: &status)
+            let verdict = OutcomeRules.afterDeploy(result, fingerprint: resolved.spec.fingerprint, release: outcome.release, memory: memory, at: .now)
+            (status.condition, status.message, memory) = (verdict.condition, verdict.message, verdict.memory)
+            let current = store.current().map(\.description) ?? "unset"
+            switch result {
+            case .succeeded: logger.info("deployed \(outcome.release.map(\.description) ?? "")")
+            case .degraded: logger.error("deployed \(outcome.release.map(\.description) ?? ""), but its contract step failed; retried on the next pass")
+            case .superseded(let newer): logger.info("deploy superseded by manifests commit \(newer.prefix(12)); current stays \(current)")
+            case .cancelled: logger.warning("deploy interrupted by shutdown; current stays \(current)")
+            case .failed: break
             }
-            if outcome.result == .failed, let newer = supersededBy() {
-                // A newer commit was pushed while this one built: not a failure, just out of date.
-                status.condition = .interrupted
-                status.message = "superseded by manifests commit \(newer.prefix(12)) before the switch; the next pass deploys it"
-                logger.info("deploy superseded by manifests commit \(newer.prefix(12)); current stays \(store.current().map(\.description) ?? "unset")")
-            } else if outcome.result == .failed && Task.isCancelled {
-                // Stopped by shutdown, not broken: not remembered as a failure, so the next start retries.
-                status.condition = .interrupted
-                status.message = "the deploy was stopped at \(outcome.failedStage ?? .build) by the agent's shutdown; the next pass starts it again"
-                logger.warning("deploy interrupted by shutdown; current stays \(store.current().map(\.description) ?? "unset")")
-            } else if outcome.result == .succeeded, outcome.failedStage == .contract {
-                memory.failure = nil
-                status.condition = .degraded
-                status.message = Self.contractFailed(outcome.error ?? "unknown error", release: outcome.release)
-                logger.error("deployed \(outcome.release.map(\.description) ?? ""), but its contract step failed; retried on the next pass")
-            } else if outcome.result == .succeeded {
-                memory.failure = nil
-                status.condition = .converged
-                logger.info("deployed \(outcome.release.map(\.description) ?? "")")
-            } else {
-                let stage = outcome.failedStage ?? .build
-                memory.failure = .init(fingerprint: resolved.spec.fingerprint, stage: stage, error: outcome.error ?? "failed", at: .now)
-                status.condition = .failed
-                status.message = "\(stage) failed: \(outcome.error ?? "unknown error")"
-            }
+            workersRolled = result.isLive && outcome.stages.contains { $0.stage == .reload }
         case .holdFailed(let failure):
             status.condition = .failed
             status.message = "\(failure.stage) failed at \(failure.at.iso8601): \(failure.error)\n"
@@ -382,7 +342,12 @@ public final class Reconciler: @unchecked Sendable {
             }
             status.message = reason
         }
-        if let supervisor = runtime?.supervisor {
+        if workersRolled {
+            // The run's reload just replaced every worker: a requested reload is done, and a
+            // generation that failed before is behind us.
+            memory.reloadRequested = nil
+            memory.workerFailure = nil
+        } else if let supervisor = runtime?.supervisor {
             await superviseWorkers(app, desired: desired, supervisor: supervisor, status: &status,
                                    memory: &memory, logger: logger)
         }
@@ -393,16 +358,51 @@ public final class Reconciler: @unchecked Sendable {
         return status
     }
 
+    /// The retention check of a pass with nothing to deploy: the prune stage's work, unreported.
     private func prune(_ store: ReleaseStore, desired: DesiredApp, logger: Logger) async {
         guard case .resolved(let app) = desired else { return }
         do {
-            let inUse = await runtime?.supervisor.existing(app.manifest.app)?.releasesInUse() ?? []
-            let pruned = try store.applyRetention(keep: app.manifest.keep, logDirectory: BuildLog.directory(stateDir: config.stateDir, app: app.manifest.app),
-                                                  inUse: inUse)
-            if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
+            try await Pruning(store: store, stateDir: config.stateDir, supervisor: runtime?.supervisor, logger: logger).run(keep: app.manifest.keep)
         } catch {
             logger.error("pruning failed: \(error)", metadata: ["stage": "prune"])
         }
+    }
+
+    /// What the stages of a deploy or rollback use of this agent.
+    func deployAgent(_ logger: Logger) -> DeployContext.Agent {
+        DeployContext.Agent(config: config, stateDir: config.stateDir, mirrors: mirrors, logger: logger, supervisor: runtime?.supervisor)
+    }
+
+    /// A deploy or rollback ended: its event, `status`'s last deploy, metrics, and the `on_deploy`
+    /// hooks (not for a run cut short by a newer push or the agent's shutdown).
+    func finished(_ app: AppName, _ outcome: DeployOutcome, result: DeployResult, status: inout AppStatus) {
+        var event = AgentEvent(.deploy, app: app.value, state: outcome.result.rawValue)
+        event.release = outcome.release?.description
+        event.error = outcome.error
+        event.action = outcome.kind?.rawValue
+        onEvent(event)
+        status.lastDeploy = outcome
+        metrics.deployFinished(app: app, outcome: outcome)
+        if result.firesHooks {
+            hookTasks.removeAll { $0.isCancelled }
+            hookTasks += DeployHooks(config: config, metrics: metrics, logger: logger)
+                .fire(DeployHooks.facts(app: app, host: config.host, outcome: outcome))
+        }
+    }
+
+    /// Runs `Rollback` to the kept release `id`; says whether its reload rolled the workers.
+    func switchToKept(_ id: ReleaseID, manifest: Manifest?, store: ReleaseStore, status: inout AppStatus,
+                      memory: inout AppMemory, logger: Logger) async -> Bool {
+        let app = store.layout.app
+        let ran = await Rollback(app: app, manifest: manifest, store: store, agent: deployAgent(logger), target: id, onEvent: onEvent).run()
+        finished(app, ran.outcome, result: ran.result, status: &status)
+        let verdict = OutcomeRules.afterRollback(ran.result, to: id, generation: ran.generation, memory: memory)
+        (status.condition, status.message, memory) = (verdict.condition, verdict.message, verdict.memory)
+        status.current = store.current()
+        if case .failed(let stage, let reason) = ran.result {
+            logger.error("switching to \(id) failed at \(stage): \(reason)", metadata: ["stage": "\(stage)"])
+        }
+        return ran.result.isLive && ran.outcome.stages.contains { $0.stage == .reload }
     }
 
     /// Stops on_deploy hooks still running (their commands get SIGTERM, then SIGKILL), for shutdown.

@@ -20,7 +20,7 @@ public final class SystemdNotifier: Sendable {
     public func send(_ fields: [(String, String)]) {
         guard let path else { return }
         let message = Array(fields.map { "\($0.0)=\($0.1.replacingOccurrences(of: "\n", with: " "))" }.joined(separator: "\n").utf8)
-        guard var (address, length) = UnixSocket.address(path) else { return }
+        guard case (var address, let length)? = UnixSocket.address(path) else { return }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }

@@ -9,6 +9,8 @@ final class SourceMirrors {
     let access: RemoteAccess
     /// Each remote is reached once per pass, however many apps share it.
     private var fetchedThisPass: [String: Result<Void, GitError>] = [:]
+    /// How long each remote's sync took this pass: the fetch stage of a deploy reports it.
+    private var syncTimes: [String: Duration] = [:]
 
     init(stateDir: String, access: RemoteAccess = .anonymous) {
         root = stateDir + "/mirrors/sources"
@@ -20,11 +22,15 @@ final class SourceMirrors {
     /// Forget which repos were fetched, at the start of each pass.
     func startPass() {
         fetchedThisPass = [:]
+        syncTimes = [:]
     }
+
+    /// The time this pass spent syncing the mirror of `url` with its remote (nil: not synced).
+    func syncTime(of url: String) -> Duration? { syncTimes[url] }
 
     /// The mirror for `url`: a readable name plus a hash, so two URLs never share one.
     func mirrorPath(for url: String) -> String {
-        let digest = SHA256.hash(data: Array(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: Array(url.utf8)).prefix(8))
         let base = url.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map(String.init) ?? "repo"
         let safe = String(base.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }.prefix(40))
         return "\(root)/\(safe.hasSuffix(".git") ? String(safe.dropLast(4)) : safe)-\(digest).git"
@@ -36,6 +42,8 @@ final class SourceMirrors {
 
     private func fetchOnce(_ repo: GitRepository, url: String) throws(GitError) {
         if let done = fetchedThisPass[url] { return try done.get() }
+        let started = ContinuousClock.now
+        defer { syncTimes[url] = ContinuousClock.now - started }
         do {
             try repo.sync(from: url, refspecs: Self.refspecs, access: access)
             fetchedThisPass[url] = .success(())

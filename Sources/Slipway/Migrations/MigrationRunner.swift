@@ -23,9 +23,11 @@ struct MigrationRunner {
 
     /// The runner for `release` of `app`: its backend directory, the app's account and
     /// environment, its build log, and a marker under the app's staging root.
-    static func forRelease(_ release: ReleaseID, of app: ResolvedApp, migrate: Migrate, config: AgentConfig) throws -> MigrationRunner {
+    /// `environment`: the app's, when the deploy has read it already (its env_file is read once a deploy).
+    static func forRelease(_ release: ReleaseID, of app: ResolvedApp, migrate: Migrate, config: AgentConfig,
+                           environment known: AppEnvironment? = nil) throws -> MigrationRunner {
         let layout = AppLayout(appsRoot: config.appsRoot, app: app.manifest.app)
-        var environment = try AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
+        var environment = try known ?? AppEnvironment.make(manifest: app.manifest, release: release, sha: app.sourceSHA, config: config)
         // The build's home and caches (the manifest's env still wins).
         let home = BuildHome(layout: layout)
         try home.prepare(for: environment.account)

@@ -137,11 +137,9 @@ public struct ReleaseStore: Sendable {
     private func updateRecord(_ id: ReleaseID, _ change: (inout ReleaseRecord) -> Void) throws {
         guard var record = record(id) else { return }
         change(&record)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let path = layout.release(id) + "/" + Self.recordName
         // Release files are read-only; the record is replaced, never edited in place.
-        try FileOps.writeAtomically(Array(try encoder.encode(record)), to: path)
+        try FileOps.writeAtomically(Array(try JSONFiles.encode(record)), to: path)
     }
 
     // MARK: Pruning

@@ -26,13 +26,19 @@ public final class AgentMetrics: @unchecked Sendable {
         registry.makeGauge(descriptor: Self.name("last_pass_converged", help: "1 when the last pass converged.")).set(to: converged ? 1 : 0)
     }
 
+    /// A deploy, or a rollback (`outcome.kind`), ended: counted by app and result, its stages timed.
     func deployFinished(app: AppName, outcome: DeployOutcome) {
-        registry.makeCounter(descriptor: Self.name("deploys", unit: "total", help: "Deploys by app and result."),
-                             labels: [("app", app.value), ("result", outcome.result.rawValue)]).increment()
+        if outcome.kind == .rollback {
+            registry.makeCounter(descriptor: Self.name("rollbacks", unit: "total", help: "Switches back to a kept release by app and result."),
+                                 labels: [("app", app.value), ("result", outcome.result.rawValue)]).increment()
+        } else {
+            registry.makeCounter(descriptor: Self.name("deploys", unit: "total", help: "Deploys by app and result."),
+                                 labels: [("app", app.value), ("result", outcome.result.rawValue)]).increment()
+        }
         for timing in outcome.stages {
             stageFinished(timing.stage, milliseconds: timing.milliseconds)
         }
-        if outcome.result == .succeeded {
+        if outcome.result == .succeeded, outcome.kind != .rollback {
             registry.makeGauge(descriptor: Self.name("last_success_timestamp", unit: "seconds", help: "When the app's last deploy succeeded (Unix time)."),
                                labels: [("app", app.value)])
                 .set(to: Double(outcome.finishedAt.millisecondsSinceEpoch) / 1000)

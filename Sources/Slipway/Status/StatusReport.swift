@@ -81,9 +81,7 @@ public struct StatusReport: Sendable, Codable {
     }
 
     public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        String(decoding: try JSONFiles.encode(self), as: UTF8.self)
     }
 
     /// A table an operator takes in at a glance, with what went wrong under each app.
@@ -138,7 +136,7 @@ public struct StatusReport: Sendable, Codable {
             if let deploy = app.lastDeploy {
                 let stages = deploy.stages.map { "\($0.stage) \(DurationText.format(.milliseconds($0.milliseconds)))" }.joined(separator: " · ")
                 let what = deploy.release?.description ?? String(deploy.sha.prefix(7))
-                lines.append("  last deploy \(what) \(deploy.result.rawValue) \(Self.ago(deploy.finishedAt, now: now))" + (stages.isEmpty ? "" : ": \(stages)"))
+                lines.append("  last \(deploy.kind == .rollback ? "rollback to" : "deploy") \(what) \(deploy.result.rawValue) \(Self.ago(deploy.finishedAt, now: now))" + (stages.isEmpty ? "" : ": \(stages)"))
             }
             if let workers = app.workers { lines += Self.workerLines(workers, now: now) }
             if let message = app.message {

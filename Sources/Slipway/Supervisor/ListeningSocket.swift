@@ -114,7 +114,7 @@ final class TCPListeners: Sendable {
     private let fds = Mutex<[String: Set<Int32>]>([:])
 
     func register(_ fd: Int32, for address: WorkerListen) {
-        fds.withLock { $0[address.description, default: []].insert(fd) }
+        _ = fds.withLock { $0[address.description, default: []].insert(fd) }
     }
 
     /// A new fd for the socket already bound at `address`, or nil when there is none.

@@ -22,7 +22,7 @@ enum UnixSocket {
 
     /// A new non-blocking, close-on-exec socket of `type`, bound at `path`; the caller owns the fd.
     static func bound(at path: String, type: __socket_type, what: String) throws -> Int32 {
-        guard var (address, length) = address(path) else {
+        guard case (var address, let length)? = address(path) else {
             throw SystemError("\(what) (path too long for a unix socket)", path: path, code: ENAMETOOLONG)
         }
         let fd = socket(AF_UNIX, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)

@@ -58,8 +58,6 @@ public struct WorkerTable: Sendable, Codable, Equatable {
 
     func save(stateDir: String) throws {
         try FileOps.makeDirectories(stateDir + "/workers", mode: 0o750)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try FileOps.writeAtomically(Array(try encoder.encode(self)), to: Self.path(stateDir: stateDir, app: app), mode: 0o640)
+        try FileOps.writeAtomically(Array(try JSONFiles.encode(self)), to: Self.path(stateDir: stateDir, app: app), mode: 0o640)
     }
 }

@@ -30,9 +30,11 @@ enum RolloutResult: Sendable, Equatable {
 extension WorkerTarget {
     /// The target for `manifest`'s workers running `release`: its directory, account and the
     /// full environment (`AppEnvironment`, plus HOST and PORT for a TCP listener).
-    static func make(manifest: Manifest, release: ReleaseID, sha: String?, config: AgentConfig) throws -> WorkerTarget? {
+    /// `environment`: the app's, when the caller has read it already.
+    static func make(manifest: Manifest, release: ReleaseID, sha: String?, config: AgentConfig,
+                     environment: AppEnvironment? = nil) throws -> WorkerTarget? {
         guard let workers = manifest.backend?.workers else { return nil }
-        let app = try AppEnvironment.make(manifest: manifest, release: release, sha: sha, config: config)
+        let app = try environment ?? AppEnvironment.make(manifest: manifest, release: release, sha: sha, config: config)
         var environment = app.variables
         if case .tcp(let host, let port) = workers.listen {
             environment["HOST"] = host

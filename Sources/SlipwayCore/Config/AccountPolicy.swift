@@ -32,7 +32,7 @@ public struct AccountPolicy: Sendable, Equatable {
     public static func accountName(for app: AppName) -> String {
         let full = "slipway-" + app.value
         guard full.utf8.count > 32 else { return full }
-        let digest = SHA256.hash(data: Array(app.value.utf8)).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: Array(app.value.utf8)))
         return "slipway-" + app.value.prefix(15) + "-" + digest.prefix(8)
     }
 

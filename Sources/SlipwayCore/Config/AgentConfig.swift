@@ -135,16 +135,7 @@ public struct AgentConfig: Sendable, Equatable {
 
     /// Parses and validates agent.yaml. `hostname` is the machine's name, the default for `host`.
     public static func decode(_ text: String, file: String, hostname: String) -> Result<AgentConfig, Diagnostics> {
-        let root: YAMLNode
-        do {
-            root = try YAMLParser().parse(text)
-        } catch {
-            return .failure(Diagnostics([Diagnostic(file: file, at: error.mark, error.message)]))
-        }
-        let reader = FieldReader(file: file)
-        let config = decode(root, reader: reader, hostname: hostname)
-        if let config, reader.diagnostics.isEmpty { return .success(config) }
-        return .failure(Diagnostics(reader.diagnostics))
+        FieldReader.decodeDocument(text, file: file) { root, reader in decode(root, reader: reader, hostname: hostname) }
     }
 
     static func decode(_ root: YAMLNode, reader: FieldReader, hostname: String) -> AgentConfig? {

@@ -166,3 +166,20 @@ final class FieldReader {
         return node.kindDescription
     }
 }
+
+extension FieldReader {
+    /// Parses `text` and runs `decode` on its tree: the value when nothing was reported, else
+    /// every diagnostic (a YAML syntax error is the only one then). Shared by agent.yaml and manifests.
+    static func decodeDocument<T>(_ text: String, file: String, _ decode: (YAMLNode, FieldReader) -> T?) -> Result<T, Diagnostics> {
+        let root: YAMLNode
+        do {
+            root = try YAMLParser().parse(text)
+        } catch {
+            return .failure(Diagnostics([Diagnostic(file: file, at: error.mark, error.message)]))
+        }
+        let reader = FieldReader(file: file)
+        let value = decode(root, reader)
+        if let value, reader.diagnostics.isEmpty { return .success(value) }
+        return .failure(Diagnostics(reader.diagnostics))
+    }
+}

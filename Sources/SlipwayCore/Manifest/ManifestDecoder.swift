@@ -3,16 +3,7 @@ public enum ManifestDecoder {
     static let topLevelKeys = ["app", "source", "hosts", "releases", "shared", "env", "build_timeout", "frontend", "backend", "migrate"]
 
     public static func decode(_ text: String, file: String) -> Result<Manifest, Diagnostics> {
-        let root: YAMLNode
-        do {
-            root = try YAMLParser().parse(text)
-        } catch {
-            return .failure(Diagnostics([Diagnostic(file: file, at: error.mark, error.message)]))
-        }
-        let reader = FieldReader(file: file)
-        let manifest = decode(root, reader: reader)
-        if let manifest, reader.diagnostics.isEmpty { return .success(manifest) }
-        return .failure(Diagnostics(reader.diagnostics))
+        FieldReader.decodeDocument(text, file: file) { root, reader in decode(root, reader: reader) }
     }
 
     static func decode(_ root: YAMLNode, reader: FieldReader) -> Manifest? {

@@ -31,7 +31,7 @@ public enum NotifyAuth {
     /// The header value for `body` at `timestamp`.
     public static func signature(body: [UInt8], timestamp: Int64, secret: [UInt8]) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).".utf8) + body, using: SymmetricKey(data: secret))
-        return "sha256=" + mac.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        return "sha256=" + Hex.encode(mac)
     }
 
     /// Checks a request's headers against its raw body, in constant time for the MAC.

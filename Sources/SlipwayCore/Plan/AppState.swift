@@ -14,6 +14,14 @@ public enum DesiredApp: Sendable, Equatable {
     case removed
 }
 
+extension DesiredApp {
+    /// The manifest, when it is valid and its source resolved.
+    public var manifest: Manifest? {
+        if case .resolved(let app) = self { return app.manifest }
+        return nil
+    }
+}
+
 public struct ResolvedApp: Sendable, Equatable {
     public var manifest: Manifest
     public var manifestPath: String

@@ -44,9 +44,6 @@ public struct ReleaseSpec: Sendable, Equatable {
         // Only when declared, so the fingerprints of releases made before `migrate` existed hold.
         if let expand { line("migrate.expand", expand) }
         if let check { line("migrate.check", check) }
-        return SHA256.hash(data: Array(canonical.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return Hex.encode(SHA256.hash(data: Array(canonical.utf8)))
     }
 }

@@ -45,9 +45,6 @@ public struct WorkerGeneration: Sendable, Equatable {
         line("listen", listen?.description)
         for variable in environment { line("env.\(variable.name)", variable.value) }
         let code = HMAC<SHA256>.authenticationCode(for: Array(canonical.utf8), using: SymmetricKey(data: key))
-        return Array(code).prefix(8).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return Hex.encode(Array(code).prefix(8))
     }
 }

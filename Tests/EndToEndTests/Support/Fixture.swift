@@ -78,7 +78,8 @@ final class Fixture {
     func git(_ arguments: [String], in directory: String? = nil) throws -> String {
         var args = ["-c", "user.name=Slipway Tests", "-c", "user.email=tests@slipway.invalid", "-c", "commit.gpgsign=false"]
         if let directory { args += ["-C", directory] }
-        let result = try Fixture.run("/usr/bin/git", args + arguments, timeout: 30)
+        // Generous: a 5,000-file `git add` on a loaded 2-core machine took over 30 s once.
+        let result = try Fixture.run("/usr/bin/git", args + arguments, timeout: 120)
         guard result.status == 0 else { throw FixtureError("git \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -8,13 +8,17 @@ final class TestPostgres {
     /// The socket directory, reachable by the app's account.
     let socketDir: String
     private var server: Process?
+    /// Where it also listens over TCP: a test network namespace, its address there, and the
+    /// network (CIDR) whose clients it trusts; nil: the unix socket only.
+    let tcp: (namespace: String, address: String, network: String)?
 
     static let binDir: String = {
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).compactMap(Int.init).sorted()
         return "/usr/lib/postgresql/\(versions.last ?? 15)/bin"
     }()
 
-    init(root: String) throws {
+    init(root: String, tcp: (namespace: String, address: String, network: String)? = nil) throws {
+        self.tcp = tcp
         dataDir = root + "/pg/data"
         socketDir = root + "/pg/socket"
         for dir in [root + "/pg", dataDir, socketDir] {
@@ -31,6 +35,12 @@ final class TestPostgres {
         let argv = Self.wrap(Self.binDir + "/initdb") + ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale", "C"]
         let initdb = try Fixture.run(argv[0], Array(argv.dropFirst()), timeout: 120)
         guard initdb.status == 0 else { throw FixtureError("initdb failed: \(initdb.output)") }
+        if let tcp {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dataDir + "/pg_hba.conf"))
+            handle.seekToEndOfFile()
+            handle.write(Data("host all all \(tcp.network) trust\n".utf8))
+            try handle.close()
+        }
     }
 
     /// `argv` as the postgres account when the tests run as root.
@@ -39,8 +49,10 @@ final class TestPostgres {
     }
 
     func start() throws {
-        let argv = Self.wrap(Self.binDir + "/postgres") + ["-D", dataDir, "-k", socketDir, "-c", "listen_addresses=",
+        var argv = Self.wrap(Self.binDir + "/postgres") + ["-D", dataDir, "-k", socketDir, "-c", "listen_addresses=\(tcp?.address ?? "")",
                                                           "-c", "fsync=off", "-c", "max_connections=100"]
+        // `ip netns exec` execs the server itself: the pid stays the server's.
+        if let tcp { argv = ["/usr/sbin/ip", "netns", "exec", tcp.namespace] + argv }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())

@@ -12,7 +12,8 @@ struct StageReporter {
     let onEvent: @Sendable (AgentEvent) -> Void
 
     /// Runs `body` as `stage` of `release`; `log` names the file its output goes to, for followers.
-    func run<T>(_ stage: Stage, release: ReleaseID, log: String? = nil,
+    /// `earlier`: the stage's work done before `body` (counted in its time and its start).
+    func run<T>(_ stage: Stage, release: ReleaseID, log: String? = nil, earlier: Duration = .zero,
                 _ body: () async throws -> T) async throws -> (value: T, timing: ReleaseRecord.StageTiming) {
         var stageLogger = logger
         stageLogger[metadataKey: "stage"] = "\(stage)"
@@ -21,8 +22,8 @@ struct StageReporter {
         started.release = release.description
         started.log = log
         onEvent(started)
-        let startedAt = UTCTime.now
-        let clock = ContinuousClock.now
+        let startedAt = UTCTime(millisecondsSinceEpoch: UTCTime.now.millisecondsSinceEpoch - earlier.milliseconds)
+        let clock = ContinuousClock.now - earlier
         do {
             let value = try await body()
             let elapsed = (ContinuousClock.now - clock).milliseconds

@@ -14,7 +14,10 @@ struct AgentCommand: AsyncParsableCommand {
         state differs from its current release: fetch, build, expand, switch, reload, verify, \
         contract, prune (each stage runs when the manifest asks for it). Runs until SIGTERM \
         or SIGINT (a build in progress is stopped and its staging removed; 'current' is untouched). \
-        SIGHUP starts a pass now. Only one agent may use a state directory.
+        SIGHUP starts a pass now. SIGUSR2 re-executes the agent in place (the binary now at its \
+        path, e.g. after an upgrade): the pass in progress is cancelled, every worker keeps \
+        running and is taken over by the new image; a new binary that cannot take them over is \
+        refused, and the old image goes on. Only one agent may use a state directory.
         """
     )
 
@@ -26,10 +29,18 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
+    @Flag(help: .hidden)
+    var handoverCheck = false
+
     func run() async throws {
+        if handoverCheck {
+            // Asked by a running agent before it re-executes into this binary (issue 19).
+            print("\(Reexec.checkAnswer) \(HandoverRecord.currentVersion)")
+            return
+        }
         try await Self.reporting {
             SlipwayLogHandler.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
-            let config = try options.load()
+            var config = try options.load()
             let logger = Logger(label: "slipway.agent")
             let lock = try config.acquireLock()
             defer { withExtendedLifetime(lock) {} }
@@ -47,7 +58,13 @@ struct AgentCommand: AsyncParsableCommand {
             }
             logger.info("agent starting", metadata: ["host": "\(config.host)", "manifests": "\(config.manifests.repo)",
                                                      "branch": "\(config.manifests.branch)", "pid": "\(getpid())"])
-            let runtime = AgentRuntime(config: config)
+            // Issue 19: a re-exec's new image takes over what the previous image left.
+            let incoming = Reexec.Incoming.take()
+            let handover = incoming.map { incoming in Result { try incoming.load() } }
+            if case .success(let record)? = handover, config.listen?.port == 0, let port = record.apiPort { config.listen?.port = port }
+            let runtime = AgentRuntime(config: config, image: AgentImage(version: SlipwayCommand.version))
+            if let incoming, let handover { await Reexec.takeOver(incoming, handover, runtime: runtime, logger: logger) }
+            runtime.saveImage()
             // A ServiceGroup shuts its services down in reverse order, each after the one behind it
             // has finished. The agent loop is last in the list, so on SIGTERM it stops first
             // (cancelling a build, draining hooks, then workers) while the API, first in the list,

@@ -15,6 +15,14 @@ public final class AgentRuntime: Sendable {
     private let announced = Mutex<Announcement?>(nil)
     private let seenTip = Mutex<String?>(nil)
     private let stoppingFlag = Mutex(false)
+    /// Which image runs and how many re-execs it took to get here (issue 19).
+    let image: Mutex<AgentImage>
+    /// Set by SIGUSR2: re-exec once the pass in progress (cancelled) is over. The instant it came.
+    let reexecRequest = Mutex<Date?>(nil)
+    /// This image took its workers over from a previous one (it says READY=1 at once).
+    let tookOver = Mutex(false)
+    /// The pass in progress, so SIGUSR2 can cancel it.
+    let currentPass = Mutex<Task<PassResult, Never>?>(nil)
 
     /// True once graceful shutdown began: passes are over and workers are draining; the API
     /// still answers (it stops last) and says so.
@@ -29,9 +37,10 @@ public final class AgentRuntime: Sendable {
         var at: ContinuousClock.Instant
     }
 
-    public init(config: AgentConfig, metrics: AgentMetrics = AgentMetrics()) {
+    public init(config: AgentConfig, metrics: AgentMetrics = AgentMetrics(), image: AgentImage = AgentImage(version: "unknown")) {
         self.config = config
         self.metrics = metrics
+        self.image = Mutex(image)
         self.supervisor = Supervisor(config: config, logger: Logger(label: "slipway.supervisor"), metrics: metrics)
         // Wake-ups coalesce: however many arrive during a pass, one more pass follows.
         (wakeups, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import SlipwayCore
 
 /// The long-running agent: a pass at start, then one per `poll_interval`, or whenever woken (a
@@ -31,13 +32,39 @@ public struct AgentService: Service {
         }
         defer { ticker.cancel() }
 
+        // Issue 19: SIGUSR2 re-executes the agent in place, keeping every worker.
+        let reexecSignal = Task { [runtime] in
+            for await _ in await UnixSignalsSequence(trapping: .sigusr2) { runtime.requestReexec() }
+        }
+        defer { reexecSignal.cancel() }
+
         runtime.wake()
         var ready = false
+        if runtime.tookOver.withLock({ $0 }) {
+            // MAINPID is unchanged; systemd hears READY=1 again once the workers are ours.
+            systemd.send([("READY", "1"), ("STATUS", String(runtime.image.withLock { $0.summary }.prefix(200)))])
+            ready = true
+        }
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
         for await _ in runtime.wakeups.cancelOnGracefulShutdown() {
+            if let requested = runtime.reexecRequest.withLock({ $0 }) {
+                // Returns only when the re-exec did not happen: this image goes on.
+                await reexec(requestedAt: requested, reconciler: reconciler, executor: executor)
+                runtime.reexecRequest.withLock { $0 = nil }
+                ready = true
+                runtime.wake()
+                continue
+            }
+            let pass = Task { await withTaskExecutorPreference(executor) { await reconciler.pass() } }
+            runtime.currentPass.withLock { $0 = pass }
             let result = await cancelWhenGracefulShutdown {
-                await withTaskExecutorPreference(executor) { await reconciler.pass() }
+                await withTaskCancellationHandler { await pass.value } onCancel: { pass.cancel() }
+            }
+            runtime.currentPass.withLock { $0 = nil }
+            if runtime.reexecRequest.withLock({ $0 }) != nil {
+                runtime.wake()
+                continue
             }
             let summary: String
             if result.converged {

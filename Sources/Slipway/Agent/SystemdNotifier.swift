@@ -13,6 +13,9 @@ public final class SystemdNotifier: Sendable {
         unsetenv("NOTIFY_SOCKET")
     }
 
+    /// `NOTIFY_SOCKET` as it was: a re-exec (issue 19) gives it to the next image.
+    var socketPath: String? { path }
+
     /// Sends `KEY=value` lines in one datagram; failures are ignored (systemd may be gone).
     public func send(_ fields: [(String, String)]) {
         guard let path else { return }

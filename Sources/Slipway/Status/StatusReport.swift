@@ -18,6 +18,9 @@ public struct StatusReport: Sendable, Codable {
     /// How the agent keeps builds and workers from leaving processes behind (issue 16): a cgroup
     /// v2 or process groups only; nil before a root agent ran here.
     public var containment: String?
+    /// The running agent's version, when its image started and its re-execs (issue 19); nil
+    /// when no agent runs.
+    public var agent: AgentImage?
 
     public struct Manifests: Sendable, Codable {
         public var repo: String
@@ -67,12 +70,14 @@ public struct StatusReport: Sendable, Codable {
                        releasesKept: store.releaseIDs().count, pin: status?.memory.pin, lastDeploy: status?.lastDeploy,
                        workers: workers.flatMap { $0.workers.isEmpty && $0.degraded == nil ? nil : $0 })
         }
+        let pid = AgentLock.holder(stateDir: config.stateDir)
+        let image = AgentImage.load(stateDir: config.stateDir).flatMap { $0.pid == pid ? $0 : nil }
         return StatusReport(host: config.host,
                             manifests: .init(repo: config.manifests.repo, branch: config.manifests.branch, commit: state.manifestsCommit,
                                             fetchError: state.manifestsFetchError),
-                            agentPID: AgentLock.holder(stateDir: config.stateDir), lastPass: state.lastPass,
+                            agentPID: pid, lastPass: state.lastPass,
                             trust: config.manifests.verify == nil ? nil : state.trust, heldRemoval: state.heldRemoval, apps: apps,
-                            containment: Containment.recorded(stateDir: config.stateDir))
+                            containment: Containment.recorded(stateDir: config.stateDir), agent: image)
     }
 
     public func json() throws -> String {
@@ -91,6 +96,7 @@ public struct StatusReport: Sendable, Codable {
             if let error = lastPass.error { pass += ": \(error)" }
         }
         lines.append("host \(host) · manifests \(manifests.branch) @ \(commit) · \(agent) · \(pass)")
+        if let image = self.agent { lines.append(image.summary) }
         if let fetchError = manifests.fetchError {
             lines.append("! manifests not fetched, using \(commit): \(fetchError)")
         }

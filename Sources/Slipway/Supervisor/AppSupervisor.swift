@@ -13,7 +13,7 @@ actor AppSupervisor {
     let logger: Logger
     let metrics: AgentMetrics
 
-    private var listener: ListeningSocket?
+    var listener: ListeningSocket?
     /// Sockets of an earlier `listen`, closed once no worker uses them.
     private var retiredListeners: [ListeningSocket] = []
     var slots: [Int: WorkerProcess] = [:]
@@ -32,7 +32,7 @@ actor AppSupervisor {
     var backoff: [Int: RestartBackoff] = [:]
     var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
     var restarts: [Int: Int] = [:]
-    private var draining: [WorkerProcess] = []
+    var draining: [WorkerProcess] = []
     /// Workers a previous agent process left running (it was killed): replaced, then stopped.
     private var orphans: [WorkerTable.Worker]
     var busy = false
@@ -44,7 +44,9 @@ actor AppSupervisor {
 
     static let memoryInterval = Duration.seconds(3)
 
-    init(app: AppName, stateDir: String, appDirectory: String, logger: Logger, metrics: AgentMetrics) {
+    /// `adopting`: this app's workers as the agent's previous image handed them over (issue 19).
+    init(app: AppName, stateDir: String, appDirectory: String, logger: Logger, metrics: AgentMetrics,
+         adopting handover: HandoverRecord.App? = nil) {
         self.metrics = metrics
         self.app = app
         self.stateDir = stateDir
@@ -54,11 +56,23 @@ actor AppSupervisor {
         let recorded = (WorkerTable.load(stateDir: stateDir, app: app.value)?.workers ?? []).filter {
             $0.pid > 1 && ProcessTable.isRunning($0.pid, startTime: $0.procStartTime)
         }
-        // Workers spawned after the table's last write are found by their marker.
-        let marked = WorkerMarker.find(stateDir: stateDir, app: app).filter { found in
+        // Workers spawned after the table's last write are found by their marker (not needed
+        // after a re-exec: the previous image wrote the table, its own orphans included).
+        let marked = (handover != nil ? [] : WorkerMarker.find(stateDir: stateDir, app: app)).filter { found in
             !recorded.contains { $0.pid == found.pid && $0.procStartTime == found.procStartTime }
         }
-        self.orphans = recorded + marked
+        let adopted = Set((handover?.workers ?? []).map(\.pid))
+        self.orphans = (recorded + marked).filter { !adopted.contains($0.pid) }
+        if let handover {
+            // The new image takes the workers as they are (issue 19): see AppSupervisor+Handover.
+            listener = handover.listener.flatMap { ListeningSocket.adopt($0) }
+            degraded = handover.degraded
+            for record in handover.workers {
+                slots[record.slot] = WorkerProcess(adopting: record, log: log)
+                restarts[record.slot] = record.restarts
+            }
+            log.note("taken over by a new image of the agent: \(handover.workers.count) worker(s), none restarted")
+        }
     }
 
     // MARK: Rollout

@@ -46,6 +46,11 @@ final class Containment: Sendable {
         return Containment(directory: path)
     }
 
+    /// A worker's containment a previous image of this agent made (a re-exec, issue 19).
+    static func adopt(directory: String) -> Containment {
+        Containment(directory: directory)
+    }
+
     /// `argv` started so that its first act, still as root and before it runs anything of the
     /// app's, is to move itself into this containment; everything it starts is born inside.
     func wrap(_ argv: [String]) -> [String] {

@@ -28,6 +28,13 @@ final class ListeningSocket: Sendable {
         self.file = file
     }
 
+    /// The app's socket a previous image of this agent bound (a re-exec, issue 19).
+    static func adopt(_ record: HandoverRecord.Listener) -> ListeningSocket? {
+        guard let address = record.address else { return nil }
+        if record.path == nil { TCPListeners.shared.register(record.fd, for: address) }
+        return ListeningSocket(fd: record.fd, address: address, path: record.path)
+    }
+
     /// Binds `address`; a unix socket path is resolved inside `appDirectory`.
     /// `SO_REUSEPORT` lets a restarted agent bind while workers a crashed agent left behind
     /// still hold the old socket; those are then replaced.

@@ -16,6 +16,12 @@ final class NotifySocket: Sendable {
         self.path = path
     }
 
+    /// The socket a previous image of this agent bound (a re-exec, issue 19).
+    init(adopting fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
     /// Reads every datagram waiting; returns their `KEY=VALUE` lines.
     func receive() -> [(key: String, value: String)] {
         var result: [(String, String)] = []

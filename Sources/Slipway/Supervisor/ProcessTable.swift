@@ -16,6 +16,11 @@ enum ProcessTable {
         return startTime.map { UInt64(fields[19]) == $0 } ?? true
     }
 
+    /// The parent of `pid` (field 4 of /proc/PID/stat), zombies included.
+    static func parent(of pid: pid_t) -> pid_t? {
+        statFields(pid).flatMap { $0.count > 1 ? pid_t($0[1]) : nil }
+    }
+
     /// Whether `pid` leads its own session (field 6 of /proc/PID/stat is its own pid).
     static func isSessionLeader(_ pid: pid_t) -> Bool {
         statFields(pid).map { $0.count > 3 && pid_t($0[3]) == pid } ?? false

@@ -8,7 +8,7 @@ public actor Supervisor {
     let config: AgentConfig
     let logger: Logger
     let metrics: AgentMetrics
-    private var apps: [AppName: AppSupervisor] = [:]
+    var apps: [AppName: AppSupervisor] = [:]
 
     public init(config: AgentConfig, logger: Logger, metrics: AgentMetrics) {
         self.config = config

@@ -17,6 +17,14 @@ final class WorkerProcess: Sendable {
     /// Its own socket (fd 4), where it is judged; closed when it has exited.
     let ownSocket: WorkerSocket?
     private let state = Mutex(State())
+    /// Held by the watcher thread while it handles what poll() returned; a handover (issue 19)
+    /// takes it and sets `paused`, so no fd of this worker is read, reaped or closed while the
+    /// record is written and the agent re-executes.
+    let gate = HandoverGate()
+    /// What the watcher needs again after a failed handover, or hands to the next image.
+    let pipes: (stdout: Int32, stderr: Int32)
+    let notify: NotifySocket?
+    let containment: Containment?
 
     struct State: Sendable {
         var ready = false
@@ -46,7 +54,7 @@ final class WorkerProcess: Sendable {
         var containment: Containment? = nil
     }
 
-    private init(pid: pid_t, launch: Launch) {
+    private init(pid: pid_t, launch: Launch, pipes: (Int32, Int32)) {
         self.pid = pid
         self.slot = launch.slot
         self.generation = launch.generation
@@ -55,6 +63,30 @@ final class WorkerProcess: Sendable {
         self.startedAt = .now
         self.procStartTime = ProcessTable.startTime(of: pid) ?? 0
         self.ownSocket = launch.ownSocket
+        self.pipes = pipes
+        self.notify = launch.notify
+        self.containment = launch.containment
+    }
+
+    /// A worker the previous image of this agent started (same pid, still our child), taken
+    /// over with its fds from the handover record.
+    init(adopting record: HandoverRecord.Worker, log: WorkerLog) {
+        pid = record.pid
+        slot = record.slot
+        generation = record.generation
+        release = record.release
+        started = .now - .milliseconds(Int64(record.uptimeSeconds * 1000))
+        startedAt = record.startedAt
+        procStartTime = record.procStartTime
+        ownSocket = record.ownSocketFD.flatMap { fd in record.ownSocketPort.map { WorkerSocket(adopting: fd, port: $0) } }
+        pipes = (record.stdoutFD, record.stderrFD)
+        notify = record.notifyFD.flatMap { fd in record.notifyPath.map { NotifySocket(adopting: fd, path: $0) } }
+        containment = record.containment.map { Containment.adopt(directory: $0) }
+        state.withLock {
+            $0.ready = record.ready
+            $0.status = record.status
+        }
+        startWatcher(log: log)
     }
 
     var label: String { "w\(slot) \(pid)" }
@@ -82,14 +114,8 @@ final class WorkerProcess: Sendable {
             throw SystemError("starting a worker in", path: launch.directory, code: rc)
         }
         for fd in [out[0], err[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let worker = WorkerProcess(pid: pid, launch: launch)
-        let (stdout, stderr) = (out[0], err[0])
-        let pidfd = slipway_pidfd_open(pid)
-        let thread = Thread { [worker] in
-            worker.watch(stdout: stdout, stderr: stderr, pidfd: pidfd, notify: launch.notify, log: launch.log, containment: launch.containment)
-        }
-        thread.name = "worker \(worker.label)"
-        thread.start()
+        let worker = WorkerProcess(pid: pid, launch: launch, pipes: (out[0], err[0]))
+        worker.startWatcher(log: launch.log)
         launch.log.note("started '\(launch.display)' in \(launch.directory) (release \(launch.release), generation \(launch.generation))",
                         worker: worker.label)
         return worker
@@ -152,6 +178,14 @@ final class WorkerProcess: Sendable {
 
     // MARK: The watcher thread
 
+    private func startWatcher(log: WorkerLog) {
+        let thread = Thread { [self] in
+            watch(stdout: pipes.stdout, stderr: pipes.stderr, pidfd: slipway_pidfd_open(pid), notify: notify, log: log, containment: containment)
+        }
+        thread.name = "worker \(label)"
+        thread.start()
+    }
+
     private func watch(stdout: Int32, stderr: Int32, pidfd: Int32, notify: NotifySocket?, log: WorkerLog, containment: Containment?) {
         var streams: [(fd: Int32, name: String, pending: [UInt8])] = [(stdout, "out", []), (stderr, "err", [])]
         var exited = false
@@ -168,6 +202,8 @@ final class WorkerProcess: Sendable {
             let wait: Int32 = exited ? 100 : (pidfd >= 0 ? 1000 : 100)
             let ready = poll(&fds, nfds_t(fds.count), wait)
             if ready < 0 && errno != EINTR { break }
+            gate.enter()
+            defer { gate.leave() }
             for index in streams.indices where streams[index].fd >= 0 {
                 guard let entry = fds.first(where: { $0.fd == streams[index].fd }), entry.revents != 0 else { continue }
                 let count = read(streams[index].fd, &buffer, buffer.count)

@@ -20,6 +20,11 @@ final class WorkerSocket: Sendable {
         self.port = port
     }
 
+    /// The socket a previous image of this agent bound (a re-exec, issue 19).
+    convenience init(adopting fd: Int32, port: Int) {
+        self.init(fd: fd, port: port)
+    }
+
     static func bind() throws -> WorkerSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError("creating a worker's own socket on", path: "127.0.0.1") }

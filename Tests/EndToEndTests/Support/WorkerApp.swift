@@ -13,6 +13,12 @@ final class WorkerApp {
     /// What `start()` waits on, until it answers 200.
     var healthPath = "/api/health"
     var redisPort: Int?
+    /// The slipway binary the agent runs (a copy, for the re-exec tests), and whether it is
+    /// started detached (see `AgentProcess`).
+    var agentBinary = Fixture.binary
+    var detachedAgent = false
+    var agentPID: Int32 { agentProcess?.pid ?? 0 }
+    var agentIsRunning: Bool { agentProcess?.isRunning ?? false }
     var envDir: String { f.root + "/env" }
     var agentLog: String { f.read(f.root + "/agent.log") ?? "" }
     var workerLog: String { f.read(f.stateDir + "/logs/demo/workers.log") ?? "" }
@@ -100,7 +106,8 @@ final class WorkerApp {
 
     /// Starts the agent and waits until the app answers on its port.
     func start() throws {
-        agentProcess = try AgentProcess(config: f.configPath, log: f.root + "/agent.log")
+        agentProcess = try AgentProcess(config: f.configPath, log: f.root + "/agent.log", binary: agentBinary,
+                                        detached: detachedAgent)
         let up = f.waitUntil(seconds: 60) {
             guard (try? self.get(self.healthPath).status) == 200, let workers = try? self.workers() else { return false }
             return workers.count == self.instances && workers.allSatisfy { $0["state"] as? String == "ready" }

@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import SlipwayCore
+
+/// Re-executing the agent in place (issue 19), the way nginx upgrades its own binary: the same
+/// pid runs the binary now at the agent's path (the new version after an upgrade), and takes
+/// over every worker, socket and pipe instead of restarting them.
+///
+/// The old image checks the new binary first (`agent --handover-check` must answer with the
+/// record version it writes: a script or a broken build is refused and the old image goes on),
+/// writes the `HandoverRecord`, clears close-on-exec on exactly the fds it names, keeps an fd
+/// of its own executable and `execve`s. The new image finds `SLIPWAY_HANDOVER` (the record's
+/// path) and `SLIPWAY_HANDOVER_EXE` (the old image's fd); if it cannot read the record or take
+/// the workers over, it `fexecve`s the old image from that fd with `SLIPWAY_HANDOVER_FALLBACK`
+/// saying why, and the old image takes everything back.
+public enum Reexec {
+    static let recordVariable = "SLIPWAY_HANDOVER"
+    static let executableVariable = "SLIPWAY_HANDOVER_EXE"
+    static let fallbackVariable = "SLIPWAY_HANDOVER_FALLBACK"
+    /// Makes a new image refuse the handover, so tests can see the old image come back. Ignored
+    /// by an image that is itself the comeback.
+    static let testRefusalVariable = "SLIPWAY_TEST_HANDOVER_REFUSE"
+    /// `slipway agent --handover-check` prints this followed by the record version it reads.
+    public static let checkAnswer = "slipway-handover-record"
+
+    // MARK: The old image
+
+    /// The binary at the path this image was started from: `/proc/self/exe`'s target, which
+    /// names the path even after the file there was replaced (` (deleted)` is dropped).
+    static func executablePath() -> String? {
+        guard var path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
+        return path
+    }
+
+    /// Runs `path agent --handover-check` (5 s at most); nil when it reads this record version.
+    static func check(_ path: String) async -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["agent", "--handover-check"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return "\(path) does not run: \(error)"
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            return "\(path) did not answer 'agent --handover-check' within 5 s"
+        }
+        let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus == 0, answer == "\(checkAnswer) \(HandoverRecord.currentVersion)" else {
+            let shown = answer.isEmpty ? "nothing" : "'\(answer.prefix(120))'"
+            return "\(path) answered \(shown) (status \(process.terminationStatus)) to 'agent --handover-check', "
+                + "not '\(checkAnswer) \(HandoverRecord.currentVersion)': it cannot take this agent's workers over"
+        }
+        return nil
+    }
+
+    /// `execve(path)` keeping `record`'s fds and an fd of this image's executable. Returns only
+    /// when `execve` failed, with why; by then every fd is close-on-exec again.
+    static func exec(path: String, record: HandoverRecord, recordPath: String, notifySocket: String?) -> String {
+        let own = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
+        let kept = record.fds + (own >= 0 ? [own] : [])
+        // Exactly these cross the exec: anything else opened without O_CLOEXEC (a library's
+        // socket, the API's listener) must not, or the new image could not bind the API again.
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        for fd in open where fd > 2 && !kept.contains(fd) {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+        for fd in kept { _ = fcntl(fd, F_SETFD, 0) }
+        var environment = ProcessInfo.processInfo.environment
+        environment[fallbackVariable] = nil
+        environment[recordVariable] = recordPath
+        environment[executableVariable] = own >= 0 ? String(own) : nil
+        if let notifySocket { environment["NOTIFY_SOCKET"] = notifySocket }
+        let error = execute(environment: environment) { argv, envp in execve(path, argv, envp) }
+        for fd in record.fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        if own >= 0 { close(own) }
+        return "execve \(path): \(error)"
+    }
+
+    /// Runs `call` (an exec) with this process's argv and `environment`. SIGUSR2 and SIGHUP are
+    /// ignored across the exec (a handler would reset to "terminate" until the new image
+    /// installs its own) and the signal mask is emptied (the calling thread, one of the
+    /// concurrency pool's, blocks signals, and the new image would inherit that). Returns the
+    /// error when the exec failed, with dispositions and mask as they were.
+    static func execute(environment: [String: String], _ call: (UnsafePointer<UnsafeMutablePointer<CChar>?>, UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Int32) -> String {
+        let argv = CommandLine.arguments.map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var ignore = sigaction()
+        ignore.__sigaction_handler.sa_handler = SIG_IGN
+        var previousUSR2 = sigaction(), previousHUP = sigaction()
+        sigaction(SIGUSR2, &ignore, &previousUSR2)
+        sigaction(SIGHUP, &ignore, &previousHUP)
+        var empty = sigset_t(), mask = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &mask)
+        _ = call(argv, envp)
+        let code = errno
+        pthread_sigmask(SIG_SETMASK, &mask, nil)
+        sigaction(SIGUSR2, &previousUSR2, nil)
+        sigaction(SIGHUP, &previousHUP, nil)
+        return String(cString: strerror(code))
+    }
+
+    // MARK: The new image
+
+    /// What the previous image of this process left for this one, taken out of the environment
+    /// (nothing the agent starts inherits it).
+    public struct Incoming: Sendable {
+        public let recordPath: String
+        let executableFD: Int32?
+        /// Set when this image is the old one coming back: why the new one gave up.
+        public let fallbackReason: String?
+        let refuseForTest: Bool
+
+        public static func take() -> Incoming? {
+            let environment = ProcessInfo.processInfo.environment
+            let names: [String] = [recordVariable, executableVariable, fallbackVariable, testRefusalVariable]
+            defer { names.forEach { unsetenv($0) } }
+            guard let path = environment[recordVariable], !path.isEmpty else { return nil }
+            return Incoming(recordPath: path, executableFD: environment[executableVariable].flatMap { Int32($0) },
+                            fallbackReason: environment[fallbackVariable], refuseForTest: environment[testRefusalVariable] == "1")
+        }
+
+        /// Reads the record (refusing it when a test asks to).
+        public func load() throws -> HandoverRecord {
+            if refuseForTest && fallbackReason == nil {
+                throw HandoverError("\(testRefusalVariable)=1: this image refuses the handover (a test of the way back)")
+            }
+            return try HandoverRecord.load(path: recordPath)
+        }
+
+        /// The handover is done: the record and the old image's fd go.
+        public func finish() {
+            unlink(recordPath)
+            if let executableFD { close(executableFD) }
+        }
+
+        /// Re-executes the previous image from its fd, which takes the workers back. Returns
+        /// only when that is impossible (this image is already the comeback, no fd, or
+        /// `fexecve` failed), with why.
+        public func fallBack(reason: String) -> String {
+            if let fallbackReason { return "the previous image could not take the workers back either (it came back because: \(fallbackReason))" }
+            guard let executableFD else { return "no fd of the previous image was kept" }
+            var environment = ProcessInfo.processInfo.environment
+            environment[recordVariable] = recordPath
+            environment[executableVariable] = String(executableFD)
+            environment[fallbackVariable] = String(reason.replacingOccurrences(of: "\n", with: " ").prefix(500))
+            environment[testRefusalVariable] = nil
+            let error = Reexec.execute(environment: environment) { argv, envp in fexecve(executableFD, argv, envp) }
+            return "fexecve of the previous image: \(error)"
+        }
+
+        /// Nobody can take the workers over: closes the record's fds and removes it, so the
+        /// workers are found as a previous agent's (by their worker tables) and replaced.
+        public func abandon() {
+            if let record = try? HandoverRecord.load(path: recordPath) { record.fds.forEach { close($0) } }
+            finish()
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import Testing
+
+/// Issue 19: SIGUSR2 re-executes the agent in place (the binary now at its path), and the new
+/// image takes every worker over: same agent pid, same worker pids, no failed request.
+@Suite(.serialized, .timeLimit(.minutes(6)))
+struct ReexecTests {
+    @Test func aReexecKeepsEveryWorkerOfEveryAppUnderLoadTenTimesInARowAndADeployRollsAfter() throws {
+        let app = try TinyApp.make(instances: 2)
+        let port2 = try WorkerApp.freePort()
+        try Self.commitSecondApp(app, port: port2)
+        let binary = try Self.installCopy(in: app.f)
+        app.agentBinary = binary
+        app.detachedAgent = true
+        try app.start()
+        #expect(app.f.waitUntil(seconds: 60) { (try? Self.workers(app, "demo2").count) == 2 })
+        let agent = app.agentPID
+        let before = try Self.allWorkerPIDs(app)
+        #expect(before.count == 4)
+
+        // A retrying and a non-retrying client on each app.
+        let loads = try [app.port, port2].flatMap { port in
+            try ["mixed", "keepalive-noretry"].map { try LoadRun(port: port, path: "/", threads: 2, scratch: app.f.scratch, mode: $0) }
+        }
+        usleep(500_000)
+        var apiBack: [Double] = []
+        for round in 1...10 {
+            let inode = try Self.replace(binary, with: Fixture.binary)
+            let sent = Date()
+            kill(agent, SIGUSR2)
+            // The old image answers until it execs: wait for the new one (it has the new inode).
+            #expect(app.f.waitUntil(seconds: 10) { Self.executableInode(agent) == inode }, "round \(round): \(app.agentLog)")
+            #expect(app.f.waitUntil(seconds: 10) { Self.healthz(app.f) })
+            apiBack.append(Date().timeIntervalSince(sent))
+            #expect(app.f.waitUntil(seconds: 10) { Self.image(app.f)?["reexecs"] as? Int == round }, "round \(round): \(app.agentLog)")
+            #expect(try Self.allWorkerPIDs(app) == before, "round \(round): \(app.workerLog)")
+            #expect(app.agentIsRunning)
+        }
+        let summaries = try loads.map { try $0.finish() }
+        for summary in summaries {
+            #expect(summary.requests > 100)
+            #expect(summary.failed == 0, "\(summary.errors)")
+        }
+        let sorted = apiBack.sorted()
+        let median = (sorted[4] + sorted[5]) / 2
+        print("re-exec: SIGUSR2 to /healthz answering, median of 10: \(Int(median * 1000)) ms (max \(Int(sorted[9] * 1000)) ms); "
+              + "requests \(summaries.map(\.requests)), failed \(summaries.map(\.failed))")
+        // The issue's bound (1 s) holds for a release build (SLIPWAY_BIN=.build/release/slipway);
+        // a debug build under this load loop on a shared 2-core machine takes about twice that.
+        #expect(median < (Fixture.binary.contains("/release/") ? 1.0 : 5.0))
+        for pid in before { #expect(WorkerApp.isRunning(pid)) }
+
+        // Status: the version, when this image started, how many re-execs; the metrics agree.
+        let image = try #require(Self.image(app.f))
+        #expect(image["version"] as? String != nil)
+        #expect(image["imageStartedAt"] as? String != image["processStartedAt"] as? String)
+        let text = try app.f.slipway(["status"]).stdout
+        #expect(text.contains("10 re-execs"), "\(text)")
+        let metrics = try app.metrics()
+        #expect(metrics.contains("slipway_agent_reexecs_total{outcome=\"succeeded\"} 10"), "\(metrics)")
+
+        // A deploy right after rolls the workers from the new image, as always.
+        let deployed = try app.deployNewVersion("v2")
+        #expect(deployed.status == 0, "\(deployed.output)")
+        let after = try Set(app.workers().compactMap { ($0["pid"] as? NSNumber)?.int32Value })
+        #expect(after.count == 2 && after.isDisjoint(with: before), "\(app.workerLog)")
+        #expect(try app.get("/").release != "")
+        #expect(app.stop())
+        for pid in before.union(after) { #expect(!WorkerApp.isRunning(pid)) }
+    }
+
+    @Test func aBinaryThatCannotTakeOverLeavesTheOldImageAndItsWorkers() throws {
+        let app = try TinyApp.make(instances: 2)
+        let binary = try Self.installCopy(in: app.f)
+        app.agentBinary = binary
+        app.detachedAgent = true
+        try app.start()
+        let agent = app.agentPID
+        let before = try app.workerPIDs()
+        let original = Self.executableInode(agent)
+
+        // A script that exits at once: refused before the exec, the old image goes on.
+        try Self.replaceWithScript(binary, "#!/bin/sh\nexit 0\n")
+        kill(agent, SIGUSR2)
+        #expect(app.f.waitUntil(seconds: 10) { Self.image(app.f)?["failedReexecs"] as? Int == 1 }, "\(app.agentLog)")
+        #expect(app.agentLog.contains("re-exec failed, this image goes on"))
+        #expect(Self.executableInode(agent) == original)
+        #expect(try app.workerPIDs() == before)
+        #expect(Self.healthz(app.f))
+
+        // A real binary that refuses the record once exec'd: the old image comes back from its fd.
+        let real = app.f.root + "/bin/slipway-real"
+        try FileManager.default.copyItem(atPath: Fixture.binary, toPath: real)
+        try Self.replaceWithScript(binary, "#!/bin/sh\nexec env SLIPWAY_TEST_HANDOVER_REFUSE=1 \(real) \"$@\"\n")
+        kill(agent, SIGUSR2)
+        #expect(app.f.waitUntil(seconds: 15) { Self.image(app.f)?["failedReexecs"] as? Int == 2 }, "\(app.agentLog)")
+        #expect(app.agentLog.contains("the previous image took them back"), "\(app.agentLog)")
+        #expect(Self.executableInode(agent) == original)
+        #expect(try app.workerPIDs() == before)
+        #expect(app.f.waitUntil(seconds: 5) { Self.healthz(app.f) })
+        #expect(try app.metrics().contains("slipway_agent_reexecs_total{outcome=\"rolled_back\"} 1"))
+
+        // And a good binary at the path works after both.
+        let inode = try Self.replace(binary, with: Fixture.binary)
+        kill(agent, SIGUSR2)
+        #expect(app.f.waitUntil(seconds: 10) { Self.executableInode(agent) == inode && Self.image(app.f)?["reexecs"] as? Int == 1 })
+        #expect(try app.workerPIDs() == before)
+        #expect(app.stop())
+    }
+
+    @Test func aReexecDuringABuildCancelsThePassCleanlyAndTheNextPassDeploys() throws {
+        let f = try Fixture(name: "reexec")
+        let good = try f.commitSource(["index.html": "good"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: good))
+        #expect(try f.pass().status == 0)
+        let before = try #require(f.current())
+        let slow = try f.commitSource(["index.html": "slow"])
+        let marker = f.scratch + "/build-started"
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60"))
+        let binary = try Self.installCopy(in: f)
+        let agent = try AgentProcess(config: f.configPath, log: f.root + "/agent.log", binary: binary, detached: true)
+        #expect(f.waitUntil(seconds: 60) { FileManager.default.fileExists(atPath: marker) })
+        // What the next pass should deploy (the build in flight still uses the slow manifest).
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow))
+
+        let inode = try Self.replace(binary, with: Fixture.binary)
+        kill(agent.pid, SIGUSR2)
+        #expect(f.waitUntil(seconds: 20) { Self.executableInode(agent.pid) == inode })
+        let strays = try Fixture.run("/usr/bin/pgrep", ["-f", "\(marker); sleep 60"], timeout: 5)
+        #expect(strays.stdout.isEmpty)
+        #expect(f.waitUntil(seconds: 60) { f.currentFile("frontend/index.html") == "slow" }, "\(f.read(f.root + "/agent.log") ?? "")")
+        #expect(f.current() != before)
+        #expect(f.stagingEntries().isEmpty)
+        #expect(agent.stop())
+    }
+
+    // MARK: Helpers
+
+    /// A copy of the built binary at `root/bin/slipway`, which the agent is started from.
+    static func installCopy(in f: Fixture) throws -> String {
+        try FileManager.default.createDirectory(atPath: f.root + "/bin", withIntermediateDirectories: true)
+        let path = f.root + "/bin/slipway"
+        _ = try replace(path, with: Fixture.binary)
+        return path
+    }
+
+    /// Puts a copy of `source` at `path` as a new file (a new inode, as dpkg does); returns its inode.
+    static func replace(_ path: String, with source: String) throws -> UInt64 {
+        let temporary = path + ".new"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try FileManager.default.copyItem(atPath: source, toPath: temporary)
+        chmod(temporary, 0o755)
+        guard rename(temporary, path) == 0 else { throw FixtureError("rename \(temporary): \(errno)") }
+        var info = stat()
+        stat(path, &info)
+        return UInt64(info.st_ino)
+    }
+
+    static func replaceWithScript(_ path: String, _ text: String) throws {
+        let temporary = path + ".new"
+        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+        chmod(temporary, 0o755)
+        guard rename(temporary, path) == 0 else { throw FixtureError("rename \(temporary): \(errno)") }
+    }
+
+    /// The inode `/proc/PID/exe` refers to (the image that process runs).
+    static func executableInode(_ pid: Int32) -> UInt64? {
+        var info = stat()
+        guard stat("/proc/\(pid)/exe", &info) == 0 else { return nil }
+        return UInt64(info.st_ino)
+    }
+
+    /// `GET /healthz` on the agent's HTTP API answers `ok` within 1 s (a plain socket, no child
+    /// process, so the time to the API coming back is measured closely).
+    static func healthz(_ f: Fixture) -> Bool {
+        let address = (f.read(f.stateDir + "/http.addr") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let port = address.split(separator: ":").last.flatMap({ UInt16($0) }) else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_addr.s_addr = inet_addr("127.0.0.1")
+        target.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { return false }
+        let request = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return false }
+        var answer = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            answer += buffer[..<count]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        return text.hasPrefix("HTTP/1.1 200") && text.hasSuffix("ok\n")
+    }
+
+    static func image(_ f: Fixture) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: f.stateDir + "/agent.json") else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+
+    static func workers(_ app: WorkerApp, _ name: String) throws -> [[String: Any]] {
+        let table = try app.f.appStatus(name)["workers"] as? [String: Any]
+        return (table?["workers"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "ready" }
+    }
+
+    static func allWorkerPIDs(_ app: WorkerApp) throws -> Set<Int32> {
+        Set(try (workers(app, "demo") + workers(app, "demo2")).compactMap { ($0["pid"] as? NSNumber)?.int32Value })
+    }
+
+    static func commitSecondApp(_ app: WorkerApp, port: Int) throws {
+        try app.f.commitManifest("demo2.yaml", """
+        app: demo2
+        source: {repo: \(app.f.sourceRepo), ref: main}
+        releases: {keep: 2}
+        backend:
+          command: /usr/bin/python3 -u worker.py
+          instances: 2
+          listen: 127.0.0.1:\(port)
+          ready: {notify: true, timeout: 10s}
+          health: {path: /}
+          stop: {signal: SIGTERM, timeout: 3s}
+        """)
+    }
+}

@@ -55,12 +55,12 @@ struct HardeningTests {
     func rootOnlyRepo() throws -> (dir: String, repo: String) {
         var template = Array((FileManager.default.temporaryDirectory.path + "/slipway-secret-XXXXXX").utf8CString)
         guard mkdtemp(&template) != nil else { throw FixtureError("mkdtemp failed") }
-        let dir = String(cString: template)
+        let dir = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let repo = dir + "/secret.git"
-        try Fixture.run("/usr/bin/git", ["init", "-q", "-b", "main", repo], timeout: 30)
+        _ = try Fixture.run("/usr/bin/git", ["init", "-q", "-b", "main", repo], timeout: 30)
         try "root-only-secret\n".write(toFile: repo + "/secret.txt", atomically: true, encoding: .utf8)
-        try Fixture.run("/usr/bin/git", ["-C", repo, "add", "-A"], timeout: 30)
-        try Fixture.run("/usr/bin/git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "secret"], timeout: 30)
+        _ = try Fixture.run("/usr/bin/git", ["-C", repo, "add", "-A"], timeout: 30)
+        _ = try Fixture.run("/usr/bin/git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "secret"], timeout: 30)
         chmod(dir, 0o700)
         chmod(repo, 0o700)
         return (dir, repo)

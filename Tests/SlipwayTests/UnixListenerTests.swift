@@ -69,7 +69,7 @@ struct UnixListenerTests {
                     pass
             """, s.socketPath, s.victim, stop])
         defer {
-            FileManager.default.createFile(atPath: stop, contents: nil)
+            _ = FileManager.default.createFile(atPath: stop, contents: nil)
             racer.waitUntilExit()
         }
         usleep(200_000)

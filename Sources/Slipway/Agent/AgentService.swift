@@ -22,8 +22,6 @@ public struct AgentService: Service {
     public func run() async throws {
         let reconciler = Reconciler(config: runtime.config, logger: logger, runtime: runtime)
         let executor = PassExecutor()
-        let hangup = Self.onSignal(SIGHUP) { [runtime] in runtime.wake() }
-        defer { hangup.cancel() }
         let ticker = Task { [runtime] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: runtime.config.pollInterval)
@@ -32,11 +30,17 @@ public struct AgentService: Service {
         }
         defer { ticker.cancel() }
 
-        // Issue 19: SIGUSR2 re-executes the agent in place, keeping every worker.
-        let reexecSignal = Task { [runtime] in
-            for await _ in await UnixSignalsSequence(trapping: .sigusr2) { runtime.requestReexec() }
+        // SIGHUP starts a pass; SIGUSR2 re-executes the agent in place, keeping every worker (issue
+        // 19). Both through one UnixSignalsSequence; ignored at once, so one that arrives before
+        // the sequence is set up is lost rather than fatal.
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGUSR2, SIG_IGN)
+        let signals = Task { [runtime] in
+            for await caught in await UnixSignalsSequence(trapping: .sighup, .sigusr2) {
+                if caught == .sigusr2 { runtime.requestReexec() } else { runtime.wake() }
+            }
         }
-        defer { reexecSignal.cancel() }
+        defer { signals.cancel() }
 
         runtime.wake()
         var ready = false
@@ -96,13 +100,5 @@ public struct AgentService: Service {
         // Workers drain last: they serve until the very end, each within its stop timeout.
         await runtime.supervisor.stopAll()
         logger.info("agent stopped")
-    }
-
-    static func onSignal(_ signal: Int32, _ handler: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
-        Foundation.signal(signal, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
-        source.setEventHandler(handler: handler)
-        source.resume()
-        return source
     }
 }

@@ -54,14 +54,8 @@ struct ChildProcess: Sendable {
     }
 
     static func spawn(argv: [String], environment: [String], directory: String, stdout: Int32, stderr: Int32) throws -> ChildProcess {
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup($0) } + [nil]
-        defer {
-            cArgv.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
         var pid: pid_t = 0
-        let rc = slipway_spawn(directory, cArgv, cEnv, -1, stdout, stderr, -1, &pid)
+        let rc = CStringArrays.with(argv, environment) { cArgv, cEnv in slipway_spawn(directory, cArgv, cEnv, -1, stdout, stderr, -1, &pid) }
         guard rc == 0 else { throw SystemError("starting \(argv[0]) in", path: directory, code: rc) }
         return ChildProcess(pid: pid)
     }
@@ -72,14 +66,10 @@ struct ChildProcess: Sendable {
     /// `argv` below a child subreaper: the pid is the reaper's, which exits only once nothing
     /// the step started is left.
     static func spawnReaped(argv: [String], environment: [String], directory: String, output: Int32) throws -> ChildProcess {
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup($0) } + [nil]
-        defer {
-            cArgv.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
         var pid: pid_t = 0
-        let rc = slipway_spawn_reaped(directory, cArgv, cEnv, -1, output, output, reaperGrace, &pid)
+        let rc = CStringArrays.with(argv, environment) { cArgv, cEnv in
+            slipway_spawn_reaped(directory, cArgv, cEnv, -1, output, output, reaperGrace, &pid)
+        }
         guard rc == 0 else { throw SystemError("starting \(argv[0]) in", path: directory, code: rc) }
         var child = ChildProcess(pid: pid)
         child.reaped = true

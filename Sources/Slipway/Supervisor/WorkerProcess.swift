@@ -99,15 +99,11 @@ final class WorkerProcess: Sendable {
             close(out[0]); close(out[1])
             throw SystemError("creating a pipe for a worker of", path: launch.directory)
         }
-        let cArgv = launch.argv.map { strdup($0) } + [nil]
-        let cEnv = launch.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgv.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
         var pid: pid_t = 0
         let listeners = [launch.listener, launch.ownSocket?.fd].compactMap { $0 }
-        let rc = slipway_spawn_listeners(launch.directory, cArgv, cEnv, -1, out[1], err[1], listeners, Int32(listeners.count), &pid)
+        let rc = CStringArrays.with(launch.argv, CStringArrays.entries(launch.environment)) { cArgv, cEnv in
+            slipway_spawn_listeners(launch.directory, cArgv, cEnv, -1, out[1], err[1], listeners, Int32(listeners.count), &pid)
+        }
         close(out[1]); close(err[1])
         guard rc == 0 else {
             close(out[0]); close(err[0])

@@ -12,10 +12,14 @@ struct StageRunner {
     var supersededBy: @Sendable () -> String? = { nil }
 
     func run(_ steps: [any StageStep], _ context: inout DeployContext) async -> DeployResult {
+        var switched = false
         for step in steps {
+            // Until the switch, a shutdown or a newer push stops the run with `current` untouched.
+            if !switched, Task.isCancelled { return .cancelled(at: step.stage) }
             if step.stage == .expand || step.stage == .switch, let newer = supersededBy() {
                 return .superseded(by: newer)
             }
+            if step.stage == .switch { switched = true }
             do {
                 let earlier = step.earlierWork(context)
                 let (_, timing) = try await reporter.run(step.stage, release: context.release,

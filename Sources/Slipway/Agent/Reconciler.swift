@@ -374,7 +374,7 @@ public final class Reconciler: @unchecked Sendable {
 
     /// What the stages of a deploy or rollback use of this agent.
     func deployAgent(_ logger: Logger) -> DeployContext.Agent {
-        DeployContext.Agent(config: config, stateDir: config.stateDir, mirrors: mirrors, logger: logger, supervisor: runtime?.supervisor)
+        DeployContext.Agent(config: config, mirrors: mirrors, logger: logger, supervisor: runtime?.supervisor)
     }
 
     /// A deploy or rollback ended: its event, `status`'s last deploy, metrics, and the `on_deploy`

@@ -7,7 +7,7 @@ import SlipwayCore
 struct BuildSteps {
     let app: ResolvedApp
     let store: ReleaseStore
-    let config: AgentConfig?
+    let config: AgentConfig
 
     func run(in source: String, release id: ReleaseID, staging: String, logPath: String, account: AppAccount?) async throws {
         var steps: [(step: String, command: String)] = []
@@ -18,7 +18,7 @@ struct BuildSteps {
         let home = BuildHome(layout: store.layout)
         environment.merge(home.environment) { $1 }
         for variable in app.manifest.env { environment[variable.name] = variable.value }
-        let log = try BuildLog.create(at: logPath, maxBytes: config?.buildLogMax ?? AgentConfig.defaultBuildLogMax)
+        let log = try BuildLog.create(at: logPath, maxBytes: config.buildLogMax)
         defer { log.close() }
         do {
             try home.prepare(for: account)

@@ -7,8 +7,7 @@ import SlipwayCore
 struct DeployContext {
     /// The agent's parts a stage may use; the same for every run in a pass.
     struct Agent {
-        let config: AgentConfig?
-        let stateDir: String
+        let config: AgentConfig
         let mirrors: SourceMirrors
         let logger: Logger
         /// The running agent's supervisor; nil for a one-shot pass, which runs no workers.
@@ -51,14 +50,14 @@ struct DeployContext {
     /// The release's `AppEnvironment`, read on first use.
     mutating func appEnvironment() throws -> AppEnvironment {
         if let environment { return environment }
-        guard let config, let manifest else { throw AppEnvironment.Problem(description: "the app's environment needs the agent's configuration") }
+        guard let manifest else { throw AppEnvironment.Problem(description: "the app's environment needs its manifest") }
         let made = try AppEnvironment.make(manifest: manifest, release: release, sha: sha, config: config)
         environment = made
         return made
     }
 
     var logger: Logger { agent.logger }
-    var config: AgentConfig? { agent.config }
+    var config: AgentConfig { agent.config }
 
     var manifest: Manifest? {
         switch kind {

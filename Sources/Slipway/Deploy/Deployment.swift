@@ -39,7 +39,7 @@ struct Deployment {
     func run() async -> (outcome: DeployOutcome, result: DeployResult) {
         let name = app.manifest.app
         // Failed attempts never publish a release but keep their log: their ids stay taken too.
-        let logDir = BuildLog.directory(stateDir: agent.stateDir, app: name)
+        let logDir = BuildLog.directory(stateDir: agent.config.stateDir, app: name)
         let id = ReleaseID.next(at: .now, sha: app.sourceSHA, existing: store.releaseIDs() + BuildLog.releases(in: logDir))
         var context = DeployContext(agent: agent, kind: .deploy(app, manifestsCommit: manifestsCommit), app: name, store: store,
                                     release: id, sha: app.sourceSHA, logPath: BuildLog.path(in: logDir, release: id), previous: store.current())

@@ -23,9 +23,8 @@ struct BuildStage: StageStep {
     }
 
     /// The account the app's code runs as (nil when the agent is not root); see `AppAccount.forApp`.
-    private func appAccount(_ app: ResolvedApp, config: AgentConfig?) throws -> AppAccount? {
+    private func appAccount(_ app: ResolvedApp, config: AgentConfig) throws -> AppAccount? {
         do {
-            guard let config else { throw AppAccount.Refused(description: "builds need the agent's configuration") }
             return try AppAccount.forApp(app.manifest.app, declared: app.manifest.backend?.user, config: config, manifestPath: app.manifestPath)
         } catch {
             throw StageFailure(stage: .build, message: "\(error)")
@@ -36,10 +35,10 @@ struct BuildStage: StageStep {
 /// The workers a run's release gets; nil when none run here (a one-shot pass, no `backend.command`).
 enum WorkerTargets {
     static func forRelease(_ context: inout DeployContext) throws -> WorkerTarget? {
-        guard context.agent.supervisor != nil, let config = context.config, let manifest = context.manifest,
+        guard context.agent.supervisor != nil, let manifest = context.manifest,
               manifest.backend?.workers != nil else { return nil }
         do {
-            return try WorkerTarget.make(manifest: manifest, release: context.release, sha: context.sha, config: config,
+            return try WorkerTarget.make(manifest: manifest, release: context.release, sha: context.sha, config: context.config,
                                          environment: context.appEnvironment())
         } catch {
             throw StageFailure(stage: .reload, message: "\(error)")

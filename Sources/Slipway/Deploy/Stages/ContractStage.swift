@@ -9,11 +9,9 @@ struct ContractStage: StageStep {
 
     func run(_ context: inout DeployContext) async throws {
         guard let manifest = context.manifest, let migrate = manifest.migrate else { return }
-        guard let config = context.config, case .deploy(let app, _) = context.kind else {
-            throw StageFailure(stage: .contract, message: "migrations need the agent's configuration")
-        }
+        guard case .deploy(let app, _) = context.kind else { return }
         let environment = try? context.appEnvironment()
-        try await Self.contract(app, migrate: migrate, release: context.release, store: context.store, config: config, environment: environment)
+        try await Self.contract(app, migrate: migrate, release: context.release, store: context.store, config: context.config, environment: environment)
     }
 
     /// The step itself, for a deploy and for the retry on a later pass alike.

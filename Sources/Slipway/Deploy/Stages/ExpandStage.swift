@@ -16,8 +16,7 @@ struct ExpandStage: StageStep {
         try context.store.publish(staging + "/release", as: context.release)
         context.published = true
         do {
-            guard let config = context.config else { throw MigrationRunner.Failure(description: "migrations need the agent's configuration") }
-            let runner = try MigrationRunner.forRelease(context.release, of: app, migrate: migrate, config: config,
+            let runner = try MigrationRunner.forRelease(context.release, of: app, migrate: migrate, config: context.config,
                                                         environment: context.appEnvironment())
             if app.migrationRole == .waits {
                 let waited = try await runner.waitForCheck()

@@ -10,7 +10,7 @@ struct PruneStage: StageStep {
 
     func run(_ context: inout DeployContext) async throws {
         guard let manifest = context.manifest else { return }
-        try await Pruning(store: context.store, stateDir: context.agent.stateDir, supervisor: context.agent.supervisor,
+        try await Pruning(store: context.store, stateDir: context.config.stateDir, supervisor: context.agent.supervisor,
                           logger: context.logger).run(keep: manifest.keep)
     }
 }

@@ -14,7 +14,7 @@ struct SwitchStage: StageStep {
             try context.store.publish(staging + "/release", as: context.release)
             context.published = true
         }
-        if context.config?.nginx != nil, context.manifest?.frontend?.serve != nil, !context.isRollback {
+        if context.config.nginx != nil, context.manifest?.frontend?.serve != nil, !context.isRollback {
             try? FrontendArchive(layout: context.store.layout).refresh(releases: context.store.releaseIDs())
         }
         try context.store.switchCurrent(to: context.release)

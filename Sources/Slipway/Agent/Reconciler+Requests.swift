@@ -54,6 +54,8 @@ extension Reconciler {
             appLogger.info("rolling back from \(from) to \(target); pinned until the manifest changes")
             let rolled = await switchToKept(target, manifest: manifest, store: store, status: &status, memory: &memory, logger: appLogger)
             status.memory = memory
+            // Outside a pass, nothing else records where `current` now points.
+            status.current = store.current()
             if store.current() != target {
                 // The switch itself failed: nothing moved, so nothing is pinned.
                 status.memory.pin = nil

@@ -402,7 +402,6 @@ public final class Reconciler: @unchecked Sendable {
         finished(app, ran.outcome, result: ran.result, status: &status)
         let verdict = OutcomeRules.afterRollback(ran.result, to: id, generation: ran.generation, memory: memory)
         (status.condition, status.message, memory) = (verdict.condition, verdict.message, verdict.memory)
-        status.current = store.current()
         if case .failed(let stage, let reason) = ran.result {
             logger.error("switching to \(id) failed at \(stage): \(reason)", metadata: ["stage": "\(stage)"])
         }

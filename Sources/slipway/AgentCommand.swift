@@ -35,10 +35,12 @@ struct AgentCommand: AsyncParsableCommand {
     func run() async throws {
         if handoverCheck {
             // Asked by a running agent before it re-executes into this binary (issue 19).
-            print("\(Reexec.checkAnswer) \(HandoverRecord.currentVersion)")
+            print(Reexec.handoverCheckAnswer)
             return
         }
         try await Self.reporting {
+            // Issue 19: a re-exec's new image takes over what the previous image left.
+            let incoming = Reexec.Incoming.take()
             SlipwayLogHandler.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
             var config = try options.load()
             let logger = Logger(label: "slipway.agent")
@@ -58,13 +60,11 @@ struct AgentCommand: AsyncParsableCommand {
             }
             logger.info("agent starting", metadata: ["host": "\(config.host)", "manifests": "\(config.manifests.repo)",
                                                      "branch": "\(config.manifests.branch)", "pid": "\(getpid())"])
-            // Issue 19: a re-exec's new image takes over what the previous image left.
-            let incoming = Reexec.Incoming.take()
             let handover = incoming.map { incoming in Result { try incoming.load() } }
             if case .success(let record)? = handover, config.listen?.port == 0, let port = record.apiPort { config.listen?.port = port }
             let runtime = AgentRuntime(config: config, image: AgentImage(version: SlipwayCommand.version))
-            if let incoming, let handover { await Reexec.takeOver(incoming, handover, runtime: runtime, logger: logger) }
-            runtime.saveImage()
+            // The agent loop takes the workers over while the API binds again.
+            runtime.prepare(incoming: incoming, handover: handover)
             // A ServiceGroup shuts its services down in reverse order, each after the one behind it
             // has finished. The agent loop is last in the list, so on SIGTERM it stops first
             // (cancelling a build, draining hooks, then workers) while the API, first in the list,

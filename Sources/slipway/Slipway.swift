@@ -1,9 +1,20 @@
 import ArgumentParser
+import Slipway
 import SlipwayCore
 
 @main
 struct SlipwayCommand: AsyncParsableCommand {
     static let version = "0.1.0"
+
+    /// A running agent asks the binary it is about to re-execute into `agent --handover-check`
+    /// and waits for the answer (issue 19): it is given before the command line is parsed.
+    static func main() async {
+        if CommandLine.arguments.dropFirst().elementsEqual(["agent", "--handover-check"]) {
+            print(Reexec.handoverCheckAnswer)
+            return
+        }
+        await main(nil)
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "slipway",

@@ -17,6 +17,8 @@ public struct AgentImage: Sendable, Codable, Equatable {
     public var failedReexecs: Int
     /// The last re-exec: how it went, in one line.
     public var lastReexec: String?
+    /// The last successful re-exec, step by step (milliseconds after SIGUSR2).
+    public var lastReexecTimeline: ReexecTimeline?
 
     public init(version: String, pid: Int32 = getpid(), startedAt: UTCTime = .now) {
         self.version = version
@@ -37,7 +39,7 @@ public struct AgentImage: Sendable, Codable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let bytes = try? encoder.encode(self) else { return }
-        try? FileOps.writeAtomically(Array(bytes), to: Self.path(stateDir: stateDir), mode: 0o644)
+        try? FileOps.writeAtomically(Array(bytes), to: Self.path(stateDir: stateDir), mode: 0o644, durable: false)
     }
 
     /// "agent 0.1.0, image started 2026-12-01T13:00:00Z, 3 re-execs (0 failed)"

@@ -17,10 +17,12 @@ public final class AgentRuntime: Sendable {
     private let stoppingFlag = Mutex(false)
     /// Which image runs and how many re-execs it took to get here (issue 19).
     let image: Mutex<AgentImage>
-    /// Set by SIGUSR2: re-exec once the pass in progress (cancelled) is over. The instant it came.
-    let reexecRequest = Mutex<Date?>(nil)
+    /// Set by SIGUSR2: re-exec once the pass in progress (cancelled) is over.
+    let reexecRequest = Mutex<ReexecRequest?>(nil)
     /// This image took its workers over from a previous one (it says READY=1 at once).
     let tookOver = Mutex(false)
+    /// What a previous image handed this one, until the agent loop takes the workers over.
+    let handover = Mutex<PendingHandover?>(nil)
     /// The pass in progress, so SIGUSR2 can cancel it.
     let currentPass = Mutex<Task<PassResult, Never>?>(nil)
 

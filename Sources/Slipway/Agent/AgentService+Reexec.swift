@@ -4,45 +4,113 @@ import SlipwayCore
 
 /// SIGUSR2 (`systemctl reload slipway`), issue 19: the pass in progress is cancelled (a build
 /// stopped, its staging removed, `current` untouched), then the agent re-executes in place.
+/// A re-exec asked for by SIGUSR2 and not yet done or given up.
+struct ReexecRequest: Sendable {
+    let requestedAt: Date
+    /// The binary at the agent's path (nil: /proc/self/exe cannot be read).
+    let path: String?
+    /// `path agent --handover-check`, started at SIGUSR2 so that it runs while the pass in
+    /// progress is cancelled: nil when the binary can take the workers over, else why not.
+    let check: Task<String?, Never>
+}
+
+/// A new image's handover, read before the services start and taken over by the agent loop
+/// (while the API binds again, beside it).
+struct PendingHandover: Sendable {
+    let incoming: Reexec.Incoming
+    let record: Result<HandoverRecord, any Error>
+}
+
 extension AgentRuntime {
     /// Writes `state_dir/agent.json` for `slipway status`.
     public func saveImage() {
         image.withLock { $0 }.save(stateDir: config.stateDir)
     }
 
-    func requestReexec() {
-        let first = reexecRequest.withLock { request -> Bool in
-            defer { if request == nil { request = Date() } }
-            return request == nil
+    /// A fresh start writes `agent.json` now; a re-exec's new image keeps what the previous one
+    /// handed over for `takeOverHandedWorkers` (and writes `agent.json` once it knows the counts).
+    public func prepare(incoming: Reexec.Incoming?, handover: Result<HandoverRecord, any Error>?) {
+        guard let incoming, let handover else { return saveImage() }
+        self.handover.withLock { $0 = PendingHandover(incoming: incoming, record: handover) }
+        // The timeline so far, so the API can mark when it listens, adopted or not yet.
+        guard case .success(let record) = handover else { return }
+        var timeline = record.timeline ?? ReexecTimeline(requestedAt: record.requestedAt)
+        if let execAt = incoming.execAt { timeline.mark(.exec, at: execAt) }
+        timeline.mark(.imageStarted, at: incoming.startedAt)
+        timeline.mark(.recordRead)
+        image.withLock { $0.lastReexecTimeline = timeline }
+    }
+
+    /// First thing in the agent loop: takes the workers of a re-exec's record over.
+    func takeOverHandedWorkers(logger: Logger) async {
+        guard let pending = handover.withLock({ pending in defer { pending = nil }; return pending }) else { return }
+        guard await Reexec.takeOver(pending, runtime: self, logger: logger) else { return saveImage() }
+        // The files last, off the way to READY=1: an unlink or a rename on a busy disk can wait
+        // for the filesystem's journal for longer than the whole re-exec takes.
+        Task.detached { [self] in
+            pending.incoming.finish()
+            saveImage()
         }
-        guard first else { return }
+    }
+
+    func requestReexec() {
+        let requestedAt = Date()
+        reexecRequest.withLock { request in
+            guard request == nil else { return }
+            let path = Reexec.executablePath()
+            request = ReexecRequest(requestedAt: requestedAt, path: path, check: Task.detached {
+                guard let path else { return "cannot read /proc/self/exe" }
+                return await Reexec.check(path)
+            })
+        }
         currentPass.withLock { $0?.cancel() }
         wake()
+    }
+
+    /// The new image reached `step` of its re-exec; once it serves its API and told systemd
+    /// READY=1 the steps are logged and kept in `agent.json`.
+    func reexecReached(_ step: ReexecTimeline.Step, logger: Logger) {
+        let complete = image.withLock { image -> AgentImage? in
+            guard var timeline = image.lastReexecTimeline, !timeline.isComplete else { return nil }
+            timeline.mark(step)
+            image.lastReexecTimeline = timeline
+            return timeline.isComplete ? image : nil
+        }
+        guard let complete, let timeline = complete.lastReexecTimeline else { return }
+        complete.save(stateDir: config.stateDir)
+        logger.notice("re-exec steps: \(timeline.summary)")
     }
 }
 
 extension AgentService {
     /// Checks the binary at the agent's path, freezes the workers, writes the handover record
     /// and `execve`s. Returns only when that did not happen; the workers carry on untouched.
-    func reexec(requestedAt: Date, reconciler: Reconciler, executor: PassExecutor) async {
+    func reexec(_ request: ReexecRequest, reconciler: Reconciler, executor: PassExecutor) async {
+        let requestedAt = request.requestedAt
         let stateDir = runtime.config.stateDir
-        guard let path = Reexec.executablePath() else {
+        var timeline = ReexecTimeline(requestedAt: requestedAt.timeIntervalSince1970)
+        timeline.mark(.passOver)
+        guard let path = request.path else {
             return reexecFailed("cannot read /proc/self/exe", requestedAt: requestedAt)
         }
         logger.notice("SIGUSR2: re-executing \(path); every worker keeps running")
-        if let problem = await Reexec.check(path) {
+        if let problem = await request.check.value {
             return reexecFailed(problem, requestedAt: requestedAt)
         }
+        timeline.mark(.checked)
         await withTaskExecutorPreference(executor) { await reconciler.stopHooks() }
+        timeline.mark(.hooksStopped)
         systemd.send([("RELOADING", "1"), ("STATUS", "re-executing \(path)")])
         let apps = await runtime.supervisor.freezeForHandover()
+        timeline.mark(.frozen)
         let image = runtime.image.withLock { $0 }
-        let record = HandoverRecord(version: HandoverRecord.currentVersion, requestedAt: requestedAt.timeIntervalSince1970,
+        var record = HandoverRecord(version: HandoverRecord.currentVersion, requestedAt: requestedAt.timeIntervalSince1970,
                                     processStartedAt: image.processStartedAt, reexecs: image.reexecs + 1,
                                     failedReexecs: image.failedReexecs, apiPort: boundAPIPort(), apps: apps)
         let recordPath = HandoverRecord.path(stateDir: stateDir)
         var problem: String
         do {
+            record.timeline = timeline
             try record.save(stateDir: stateDir)
             logger.info("handing over \(record.workerCount) worker(s) of \(apps.count) app(s) (\(record.fds.count) fds)")
             problem = Reexec.exec(path: path, record: record, recordPath: recordPath, notifySocket: systemd.socketPath)
@@ -77,15 +145,19 @@ extension AgentService {
 extension Reexec {
     /// The new image's side: takes the workers of the record over, or goes back to the
     /// previous image (which takes them back). As a last resort (the previous image cannot
-    /// either) the workers are left to be replaced like those of a killed agent.
-    public static func takeOver(_ incoming: Incoming, _ handover: Result<HandoverRecord, any Error>, runtime: AgentRuntime, logger: Logger) async {
+    /// either) the workers are left to be replaced like those of a killed agent. True when the
+    /// workers are this image's: the record and the previous image's fd are still to go
+    /// (`Incoming.finish`).
+    static func takeOver(_ pending: PendingHandover, runtime: AgentRuntime, logger: Logger) async -> Bool {
+        let incoming = pending.incoming
         do {
-            let record = try handover.get()
+            let record = try pending.record.get()
             try await runtime.supervisor.adopt(record)
-            incoming.finish()
-            let seconds = Date().timeIntervalSince1970 - record.requestedAt
+            let adoptedAt = Date().timeIntervalSince1970
+            let seconds = adoptedAt - record.requestedAt
             let milliseconds = Int((seconds * 1000).rounded())
             let image = runtime.image.withLock { image -> AgentImage in
+                image.lastReexecTimeline?.mark(.adopted, at: adoptedAt)
                 image.processStartedAt = record.processStartedAt
                 image.reexecs = record.reexecs
                 image.failedReexecs = record.failedReexecs
@@ -108,11 +180,14 @@ extension Reexec {
                 runtime.metrics.reexecFinished(outcome: .succeeded, seconds: seconds)
                 logger.notice("re-executed in \(milliseconds) ms: \(record.workerCount) worker(s) of \(record.apps.count) app(s) taken over, none restarted")
             }
+            return true
         } catch {
+            runtime.image.withLock { $0.lastReexecTimeline = nil }
             logger.error("cannot take the workers over: \(error); going back to the previous image")
             let why = incoming.fallBack(reason: "\(error)")
             logger.error("\(why); starting afresh: the workers are replaced like those of a killed agent")
             incoming.abandon()
+            return false
         }
     }
 }

@@ -20,6 +20,7 @@ public struct AgentService: Service {
     }
 
     public func run() async throws {
+        await runtime.takeOverHandedWorkers(logger: logger)
         let reconciler = Reconciler(config: runtime.config, logger: logger, runtime: runtime)
         let executor = PassExecutor()
         let ticker = Task { [runtime] in
@@ -47,6 +48,7 @@ public struct AgentService: Service {
         if runtime.tookOver.withLock({ $0 }) {
             // MAINPID is unchanged; systemd hears READY=1 again once the workers are ours.
             systemd.send([("READY", "1"), ("STATUS", String(runtime.image.withLock { $0.summary }.prefix(200)))])
+            runtime.reexecReached(.ready, logger: logger)
             ready = true
         }
         var timer: Task<Void, Never>?
@@ -54,7 +56,7 @@ public struct AgentService: Service {
         for await _ in runtime.wakeups.cancelOnGracefulShutdown() {
             if let requested = runtime.reexecRequest.withLock({ $0 }) {
                 // Returns only when the re-exec did not happen: this image goes on.
-                await reexec(requestedAt: requested, reconciler: reconciler, executor: executor)
+                await reexec(requested, reconciler: reconciler, executor: executor)
                 runtime.reexecRequest.withLock { $0 = nil }
                 ready = true
                 runtime.wake()

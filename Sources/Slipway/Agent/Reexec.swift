@@ -17,11 +17,15 @@ public enum Reexec {
     static let recordVariable = "SLIPWAY_HANDOVER"
     static let executableVariable = "SLIPWAY_HANDOVER_EXE"
     static let fallbackVariable = "SLIPWAY_HANDOVER_FALLBACK"
+    /// Unix time just before `execve`, for the re-exec's timeline.
+    static let execTimeVariable = "SLIPWAY_HANDOVER_EXEC_AT"
     /// Makes a new image refuse the handover, so tests can see the old image come back. Ignored
     /// by an image that is itself the comeback.
     static let testRefusalVariable = "SLIPWAY_TEST_HANDOVER_REFUSE"
     /// `slipway agent --handover-check` prints this followed by the record version it reads.
     public static let checkAnswer = "slipway-handover-record"
+    /// The whole answer: `slipway-handover-record 1`.
+    public static var handoverCheckAnswer: String { "\(checkAnswer) \(HandoverRecord.currentVersion)" }
 
     // MARK: The old image
 
@@ -34,58 +38,103 @@ public enum Reexec {
     }
 
     /// Runs `path agent --handover-check` (5 s at most); nil when it reads this record version.
+    /// Spawned like a build step (its own session, every other fd closed in one call), waited
+    /// for by its exit on a thread of its own (no polling); what it printed is then read without
+    /// blocking, so a script that leaves a child holding the pipe cannot hold the re-exec up.
     static func check(_ path: String) async -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["agent", "--handover-check"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        var output: [Int32] = [-1, -1]
+        guard pipe(&output) == 0 else { return "cannot make a pipe to run \(path): \(String(cString: strerror(errno)))" }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer {
+            close(output[0])
+            if null >= 0 { close(null) }
+        }
+        let child: ChildProcess
         do {
-            try process.run()
+            child = try ChildProcess.spawn(argv: [path, "agent", "--handover-check"], environment: checkEnvironment(),
+                                           directory: "/", stdout: output[1], stderr: null)
         } catch {
+            close(output[1])
             return "\(path) does not run: \(error)"
         }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        close(output[1])
+        let overdue = Task {
+            guard (try? await Task.sleep(for: .seconds(5))) != nil else { return false }
+            child.signalGroup(SIGKILL)
+            return true
+        }
+        let status = await withCheckedContinuation { (exited: CheckedContinuation<Int32, Never>) in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+                exited.resume(returning: status)
+            }
+        }
+        overdue.cancel()
+        child.signalGroup(SIGKILL)
+        if await overdue.value {
             return "\(path) did not answer 'agent --handover-check' within 5 s"
         }
-        let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0, answer == "\(checkAnswer) \(HandoverRecord.currentVersion)" else {
+        let answer = String(decoding: Self.readAvailable(output[0]), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let exitCode = status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+        guard exitCode == 0, answer == "\(checkAnswer) \(HandoverRecord.currentVersion)" else {
             let shown = answer.isEmpty ? "nothing" : "'\(answer.prefix(120))'"
-            return "\(path) answered \(shown) (status \(process.terminationStatus)) to 'agent --handover-check', "
+            let ended = exitCode >= 0 ? "status \(exitCode)" : "killed by signal \(status & 0x7f)"
+            return "\(path) answered \(shown) (\(ended)) to 'agent --handover-check', "
                 + "not '\(checkAnswer) \(HandoverRecord.currentVersion)': it cannot take this agent's workers over"
         }
         return nil
+    }
+
+    /// The agent's environment for the check, without what only a re-exec's new image may see.
+    private static func checkEnvironment() -> [String] {
+        ProcessInfo.processInfo.environment.filter { $0.key != recordVariable && $0.key != executableVariable }
+            .sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    }
+
+    /// What is in the pipe now (up to 4 KiB), without waiting for more.
+    private static func readAvailable(_ fd: Int32) -> [UInt8] {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 4096 {
+            let count = read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            bytes += buffer[..<count]
+        }
+        return bytes
     }
 
     /// `execve(path)` keeping `record`'s fds and an fd of this image's executable. Returns only
     /// when `execve` failed, with why; by then every fd is close-on-exec again.
     static func exec(path: String, record: HandoverRecord, recordPath: String, notifySocket: String?) -> String {
         let own = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
-        let kept = record.fds + (own >= 0 ? [own] : [])
-        // Exactly these cross the exec: anything else opened without O_CLOEXEC (a library's
-        // socket, the API's listener) must not, or the new image could not bind the API again.
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
-        for fd in open where fd > 2 && !kept.contains(fd) {
-            let flags = fcntl(fd, F_GETFD)
-            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
-        }
-        for fd in kept { _ = fcntl(fd, F_SETFD, 0) }
+        keepOnlyAcrossExec(record.fds + (own >= 0 ? [own] : []))
         var environment = ProcessInfo.processInfo.environment
         environment[fallbackVariable] = nil
         environment[recordVariable] = recordPath
         environment[executableVariable] = own >= 0 ? String(own) : nil
         if let notifySocket { environment["NOTIFY_SOCKET"] = notifySocket }
+        environment[execTimeVariable] = String(Date().timeIntervalSince1970)
         let error = execute(environment: environment) { argv, envp in execve(path, argv, envp) }
         for fd in record.fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         if own >= 0 { close(own) }
         return "execve \(path): \(error)"
+    }
+
+    /// Exactly `kept` cross the exec: anything else opened without O_CLOEXEC (a library's
+    /// socket, the API's listener) must not, or the next image could not bind the API again.
+    static func keepOnlyAcrossExec(_ kept: [Int32]) {
+        for fd in openFDs() where fd > 2 && !kept.contains(fd) {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+        for fd in kept { _ = fcntl(fd, F_SETFD, 0) }
+    }
+
+    /// The fds open now (the listing's own fd, closed by then, is left out).
+    static func openFDs() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []).filter { fcntl($0, F_GETFD) >= 0 }
     }
 
     /// Runs `call` (an exec) with this process's argv and `environment`. SIGUSR2 and SIGHUP are
@@ -126,14 +175,23 @@ public enum Reexec {
         /// Set when this image is the old one coming back: why the new one gave up.
         public let fallbackReason: String?
         let refuseForTest: Bool
+        /// Unix times: just before the previous image's `execve`, and this image's start.
+        let execAt: Double?
+        let startedAt: Double
+        /// The fds open when this image started (above stdio): what the previous image passed.
+        let inherited: [Int32]
 
+        /// Call first thing: the time it is called is this image's start in the timeline.
         public static func take() -> Incoming? {
+            let startedAt = Date().timeIntervalSince1970
             let environment = ProcessInfo.processInfo.environment
-            let names: [String] = [recordVariable, executableVariable, fallbackVariable, testRefusalVariable]
+            let names: [String] = [recordVariable, executableVariable, fallbackVariable, testRefusalVariable, execTimeVariable]
             defer { names.forEach { unsetenv($0) } }
             guard let path = environment[recordVariable], !path.isEmpty else { return nil }
             return Incoming(recordPath: path, executableFD: environment[executableVariable].flatMap { Int32($0) },
-                            fallbackReason: environment[fallbackVariable], refuseForTest: environment[testRefusalVariable] == "1")
+                            fallbackReason: environment[fallbackVariable], refuseForTest: environment[testRefusalVariable] == "1",
+                            execAt: environment[execTimeVariable].flatMap { Double($0) }, startedAt: startedAt,
+                            inherited: openFDs().filter { $0 > 2 })
         }
 
         /// Reads the record (refusing it when a test asks to).
@@ -156,11 +214,15 @@ public enum Reexec {
         public func fallBack(reason: String) -> String {
             if let fallbackReason { return "the previous image could not take the workers back either (it came back because: \(fallbackReason))" }
             guard let executableFD else { return "no fd of the previous image was kept" }
+            // The API may already listen in this image: only what the previous image passed
+            // (the record's fds, whether or not this image could read it) goes back.
+            Reexec.keepOnlyAcrossExec(inherited)
             var environment = ProcessInfo.processInfo.environment
             environment[recordVariable] = recordPath
             environment[executableVariable] = String(executableFD)
             environment[fallbackVariable] = String(reason.replacingOccurrences(of: "\n", with: " ").prefix(500))
             environment[testRefusalVariable] = nil
+            environment[execTimeVariable] = String(Date().timeIntervalSince1970)
             let error = Reexec.execute(environment: environment) { argv, envp in fexecve(executableFD, argv, envp) }
             return "fexecve of the previous image: \(error)"
         }

@@ -22,6 +22,11 @@ extension AppSupervisor {
         return HandoverRecord.App(app: app.value, listener: listener.map(HandoverRecord.Listener.init), degraded: degraded, workers: workers)
     }
 
+    /// The new image's metrics learn the workers it took over.
+    func observeAdopted() {
+        metrics.workersObserved(table())
+    }
+
     /// `execve` failed: everything goes on as before.
     func resumeAfterFailedHandover() {
         for worker in Array(slots.values) + draining { worker.gate.resume() }

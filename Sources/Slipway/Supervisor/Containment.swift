@@ -80,7 +80,7 @@ final class Containment: Sendable {
     static func record(stateDir: String) {
         guard geteuid() == 0 else { return }
         try? FileOps.makeDirectories(stateDir)
-        try? FileOps.writeAtomically(Array(mechanism.description.utf8), to: recordPath(stateDir: stateDir))
+        try? FileOps.writeAtomically(Array(mechanism.description.utf8), to: recordPath(stateDir: stateDir), durable: false)
     }
 
     /// What the running agent recorded, if it did.

@@ -24,6 +24,8 @@ public struct HandoverRecord: Sendable, Codable, Equatable {
     /// not handed over: it is back as soon as the new image starts its services.
     public var apiPort: Int?
     public var apps: [App]
+    /// The old image's steps so far; the new image adds its own.
+    public var timeline: ReexecTimeline?
 
     public struct App: Sendable, Codable, Equatable {
         public var app: String
@@ -79,7 +81,8 @@ public struct HandoverRecord: Sendable, Codable, Equatable {
     func save(stateDir: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        try FileOps.writeAtomically(Array(try encoder.encode(self)), to: Self.path(stateDir: stateDir), mode: 0o600)
+        try FileOps.writeAtomically(Array(try encoder.encode(self)), to: Self.path(stateDir: stateDir), mode: 0o600,
+                                     durable: false)
     }
 
     /// Reads the record at `path`; throws when it is missing, unreadable or of an unknown version.

@@ -47,6 +47,8 @@ extension Supervisor {
                                        appDirectory: AppLayout(appsRoot: config.appsRoot, app: name).root, logger: logger,
                                        metrics: metrics, adopting: app)
         }
-        for (_, app) in apps { await app.save() }
+        // Their tables stay as the previous image wrote them (same pids, and the generation this
+        // image learns from its first pass); only the metrics are this image's to fill.
+        for (_, app) in apps { await app.observeAdopted() }
     }
 }

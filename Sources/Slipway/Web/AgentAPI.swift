@@ -86,8 +86,9 @@ public enum AgentAPI {
                 onServerRunning: { channel in
                     // The bound address (port 0 picks a free one), for scripts and tests.
                     let port = channel.localAddress?.port ?? listen.port
-                    try? FileOps.writeAtomically(Array("\(listen.host):\(port)\n".utf8), to: config.stateDir + "/http.addr")
+                    try? FileOps.writeAtomically(Array("\(listen.host):\(port)\n".utf8), to: config.stateDir + "/http.addr", durable: false)
                     logger.info("HTTP API listening on \(listen.host):\(port)")
+                    runtime.reexecReached(.apiListening, logger: logger)
                 },
                 logger: logger))
         }
@@ -99,6 +100,7 @@ public enum AgentAPI {
             onServerRunning: { _ in
                 chmod(config.socketPath, 0o660)
                 if let group = getgrnam("slipway") { chown(config.socketPath, getuid(), group.pointee.gr_gid) }
+                if config.listen == nil { runtime.reexecReached(.apiListening, logger: logger) }
             },
             logger: logger))
         return services

@@ -16,10 +16,12 @@ final class AgentProcess {
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         self.detached = detached
         if detached {
-            // Python's Popen closes every other fd (Foundation watches a child through one).
+            // Python's Popen closes every other fd (Foundation watches a child through one). The
+            // agent gets a session of its own, as systemd gives a service: otherwise it shares
+            // the kernel's autogroup (its CPU share) with the load clients the test runs.
             let script = "import subprocess, sys; err = open(sys.argv[3], 'ab'); "
                 + "print(subprocess.Popen([sys.argv[1], 'agent', '--config', sys.argv[2]], stdin=subprocess.DEVNULL, "
-                + "stdout=subprocess.DEVNULL, stderr=err, close_fds=True).pid)"
+                + "stdout=subprocess.DEVNULL, stderr=err, close_fds=True, start_new_session=True).pid)"
             let result = try Fixture.run("/usr/bin/python3", ["-c", script, binary, config, log], timeout: 10)
             guard let pid = Int32(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw FixtureError("no pid from the detached agent: \(result.output)")

@@ -113,6 +113,58 @@ struct ReexecTests {
         #expect(app.stop())
     }
 
+    @Test func aFailedExecveLeavesTheOldImageGoingOnWithEveryWorkerCountedAndLogged() throws {
+        let app = try TinyApp.make(instances: 2)
+        let binary = try Self.installCopy(in: app.f)
+        app.agentBinary = binary
+        app.detachedAgent = true
+        // The next execve (after the check passed and the workers were frozen) targets a path
+        // that does not exist; once.
+        app.agentEnvironment = ["SLIPWAY_TEST_EXEC_FAIL": "1"]
+        try app.start()
+        let agent = app.agentPID
+        let before = try app.workerPIDs()
+        let original = Self.executableInode(agent)
+        let load = try LoadRun(port: app.port, path: "/", threads: 2, scratch: app.f.scratch, mode: "keepalive-noretry")
+        usleep(300_000)
+
+        _ = try Self.replace(binary, with: Fixture.binary)
+        kill(agent, SIGUSR2)
+        #expect(app.f.waitUntil(seconds: 10) { Self.image(app.f)?["failedReexecs"] as? Int == 1 }, "\(app.agentLog)")
+        #expect(app.agentLog.contains("re-exec failed, this image goes on with every worker: execve \(binary).missing-for-a-test: No such file or directory"),
+                "\(app.agentLog)")
+        #expect(Self.executableInode(agent) == original)
+        #expect(app.agentIsRunning)
+        #expect(try app.workerPIDs() == before)
+        #expect(Self.healthz(app.f))
+        let status = try app.f.slipway(["status"]).stdout
+        #expect(status.contains("0 re-execs (1 failed); last: failed at") && status.contains("execve"), "\(status)")
+        #expect(try app.metrics().contains("slipway_agent_reexecs_total{outcome=\"failed\"} 1"))
+        usleep(500_000)
+        let summary = try load.finish()
+        #expect(summary.requests > 50)
+        #expect(summary.failed == 0, "\(summary.errors)")
+
+        // The workers are this image's again, unfrozen: a worker that dies is seen (its watcher
+        // runs again) and restarted (the monitor runs again).
+        let victim = try #require(before.first)
+        kill(victim, SIGKILL)
+        #expect(app.f.waitUntil(seconds: 30) {
+            guard let pids = try? app.workerPIDs(), let workers = try? app.workers() else { return false }
+            return pids.count == 2 && !pids.contains(victim) && workers.allSatisfy { $0["state"] as? String == "ready" }
+        }, "\(app.workerLog)")
+        let restarted = try app.workerPIDs()
+
+        // The hook fired once: the next re-exec goes through, keeping every worker.
+        let inode = try Self.replace(binary, with: Fixture.binary)
+        kill(agent, SIGUSR2)
+        #expect(app.f.waitUntil(seconds: 10) { Self.executableInode(agent) == inode && Self.image(app.f)?["reexecs"] as? Int == 1 },
+                "\(app.agentLog)")
+        #expect(try app.workerPIDs() == restarted)
+        #expect(app.f.waitUntil(seconds: 5) { Self.healthz(app.f) })
+        #expect(app.stop())
+    }
+
     @Test func aReexecDuringABuildCancelsThePassCleanlyAndTheNextPassDeploys() throws {
         let f = try Fixture(name: "reexec")
         let good = try f.commitSource(["index.html": "good"])

@@ -22,6 +22,9 @@ public enum Reexec {
     /// Makes a new image refuse the handover, so tests can see the old image come back. Ignored
     /// by an image that is itself the comeback.
     static let testRefusalVariable = "SLIPWAY_TEST_HANDOVER_REFUSE"
+    /// Makes the next `execve` fail (its target a path that does not exist), once: tests see
+    /// the old image go on after the check passed and the workers were frozen.
+    static let testExecFailureVariable = "SLIPWAY_TEST_EXEC_FAIL"
     /// `slipway agent --handover-check` prints this followed by the record version it reads.
     public static let checkAnswer = "slipway-handover-record"
     /// The whole answer: `slipway-handover-record 1`.
@@ -115,11 +118,17 @@ public enum Reexec {
         environment[recordVariable] = recordPath
         environment[executableVariable] = own >= 0 ? String(own) : nil
         if let notifySocket { environment["NOTIFY_SOCKET"] = notifySocket }
+        var target = path
+        if environment[testExecFailureVariable] == "1" {
+            unsetenv(testExecFailureVariable)
+            environment[testExecFailureVariable] = nil
+            target = path + ".missing-for-a-test"
+        }
         environment[execTimeVariable] = String(Date().timeIntervalSince1970)
-        let error = execute(environment: environment) { argv, envp in execve(path, argv, envp) }
+        let error = execute(environment: environment) { argv, envp in execve(target, argv, envp) }
         for fd in record.fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         if own >= 0 { close(own) }
-        return "execve \(path): \(error)"
+        return "execve \(target): \(error)"
     }
 
     /// Exactly `kept` cross the exec: anything else opened without O_CLOEXEC (a library's

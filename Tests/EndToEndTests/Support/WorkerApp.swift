@@ -17,6 +17,7 @@ final class WorkerApp {
     /// started detached (see `AgentProcess`).
     var agentBinary = Fixture.binary
     var detachedAgent = false
+    var agentEnvironment: [String: String] = [:]
     var agentPID: Int32 { agentProcess?.pid ?? 0 }
     var agentIsRunning: Bool { agentProcess?.isRunning ?? false }
     var envDir: String { f.root + "/env" }
@@ -107,7 +108,7 @@ final class WorkerApp {
     /// Starts the agent and waits until the app answers on its port.
     func start() throws {
         agentProcess = try AgentProcess(config: f.configPath, log: f.root + "/agent.log", binary: agentBinary,
-                                        detached: detachedAgent)
+                                        detached: detachedAgent, environment: agentEnvironment)
         let up = f.waitUntil(seconds: 60) {
             guard (try? self.get(self.healthPath).status) == 200, let workers = try? self.workers() else { return false }
             return workers.count == self.instances && workers.allSatisfy { $0["state"] as? String == "ready" }

@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         // posix_spawn with setsid, chdir and closefrom: hidden from Swift's Glibc module.
         .target(name: "CSpawn", cSettings: [.define("_GNU_SOURCE")]),
+        // The version `slipway --version` prints, stamped with the package's by packaging/build-deb.
+        .target(name: "CVersionStamp"),
 
         // Pure: schema, validation, naming, retention, planning. No I/O.
         .target(name: "SlipwayCore", dependencies: [
@@ -47,7 +49,7 @@ let package = Package(
         // libFuzzer targets for every parser of hostile input (scripts/fuzz); a replayer otherwise.
         .executableTarget(name: "slipway-fuzz", dependencies: ["SlipwayCore"]),
         .executableTarget(name: "slipway", dependencies: [
-            "Slipway", "SlipwayCore",
+            "Slipway", "SlipwayCore", "CVersionStamp",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,10 +1,12 @@
 import ArgumentParser
+import CVersionStamp
 import Slipway
 import SlipwayCore
 
 @main
 struct SlipwayCommand: AsyncParsableCommand {
-    static let version = "0.1.0"
+    /// The upstream version, or the package's once packaging/build-deb stamped it (0.1.0-2).
+    static let version = String(cString: slipway_version())
 
     /// A running agent asks the binary it is about to re-execute into `agent --handover-check`
     /// and waits for the answer (issue 19): it is given before the command line is parsed.

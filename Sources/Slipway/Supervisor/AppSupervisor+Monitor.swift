@@ -11,20 +11,21 @@ extension AppSupervisor {
     func startMonitor() {
         guard monitor == nil else { return }
         monitor = Task { [weak self, changes] in
-            while !Task.isCancelled {
+            while !Task.isCancelled, let self {
                 let seen = changes.generation
-                guard let next = await self?.tick() else { return }
+                let next = await self.tick()
                 await changes.wait(since: seen, until: next)
             }
         }
     }
 
     /// One look at the workers; returns when the monitor must look again at the latest (the
-    /// next restart due, or the next memory sample).
-    private func tick() async -> ContinuousClock.Instant {
-        let nextSample = lastSample + Self.memoryInterval
-        // A rollout, verify or handover holds the gate; it wakes the monitor when it ends.
-        guard let target, gate.tryAcquire() else { return nextSample }
+    /// next restart due, or the next memory sample), or nil when only a change can give it
+    /// work: no target yet, or a rollout, verify or handover holds the gate (and wakes the
+    /// monitor when it lets go).
+    private func tick() async -> ContinuousClock.Instant? {
+        monitorRounds += 1
+        guard let target, gate.tryAcquire() else { return nil }
         defer { gate.release() }
         var changed = false
         for (slot, worker) in occupied {
@@ -78,7 +79,8 @@ extension AppSupervisor {
     }
 
     /// The earliest of: the next restart due, the moment a restarted worker has stayed up
-    /// `min_uptime` (its backoff resets), the next memory sample.
+    /// `min_uptime` (its backoff resets), the next memory sample; never in the past, so a
+    /// deadline nothing acts on cannot make the monitor spin.
     private func nextWake(_ target: WorkerTarget) -> ContinuousClock.Instant {
         var next = lastSample + Self.memoryInterval
         for (_, entry) in slots {
@@ -87,7 +89,7 @@ extension AppSupervisor {
                 next = min(next, worker.started + target.workers.restart.minUptime)
             }
         }
-        return next
+        return max(next, .now + .milliseconds(20))
     }
 
     private func sampleMemory(_ target: WorkerTarget) async {

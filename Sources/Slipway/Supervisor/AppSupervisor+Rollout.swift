@@ -139,6 +139,14 @@ extension AppSupervisor {
             return "could not start: \(error)"
         }
         let ready = target.workers.ready
+        // The low priority is a courtesy to the workers serving, never the reason a start
+        // fails: on a saturated host a worker not ready by half its timeout gets normal
+        // priority for the rest of it.
+        let raise = Task { [pid = worker.pid] in
+            guard (try? await Task.sleep(for: ready.timeout / 2)) != nil else { return }
+            StartPriority.restore(pid: pid)
+        }
+        defer { raise.cancel() }
         switch await worker.waitReady(notify: ready.notify, timeout: ready.timeout, settle: Workers.Ready.settle) {
         case .ready: break
         case .exited(let termination):

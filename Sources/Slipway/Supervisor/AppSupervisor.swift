@@ -44,6 +44,8 @@ actor AppSupervisor {
     /// Workers a previous agent process left running (it was killed): replaced, then stopped.
     private var orphans: [WorkerTable.Worker]
     var monitor: Task<Void, Never>?
+    /// How often the monitor has looked at the workers: a test sees it never spins.
+    var monitorRounds = 0
     var degraded: String?
     var rss: [pid_t: UInt64] = [:]
     var lastSample = ContinuousClock.now - .seconds(60)

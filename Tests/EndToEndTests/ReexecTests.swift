@@ -165,6 +165,59 @@ struct ReexecTests {
         #expect(app.stop())
     }
 
+    @Test func aWorkerInCrashBackoffAtTheReexecIsRestartedByTheNewImageAndTheOthersKeepServing() throws {
+        let app = try TinyApp.make(instances: 2)
+        let crash = app.f.scratch + "/crash-\(UUID().uuidString)"
+        try app.f.commitManifest("demo.yaml", """
+        app: demo
+        source: {repo: \(app.f.sourceRepo), ref: main}
+        releases: {keep: 2}
+        backend:
+          command: /bin/sh -c 'test -e \(crash) && exit 3; exec /usr/bin/python3 -u worker.py'
+          instances: 2
+          listen: 127.0.0.1:\(app.port)
+          ready: {notify: true, timeout: 10s}
+          health: {path: /}
+          stop: {signal: SIGTERM, timeout: 3s}
+        """)
+        let binary = try Self.installCopy(in: app.f)
+        app.agentBinary = binary
+        app.detachedAgent = true
+        try app.start()
+        let agent = app.agentPID
+        let workers = try app.workers()
+        let survivor = try #require(workers.first { (($0["slot"] as? NSNumber)?.intValue) == 0 }.flatMap { ($0["pid"] as? NSNumber)?.int32Value })
+        let victim = try #require(workers.first { (($0["slot"] as? NSNumber)?.intValue) == 1 }.flatMap { ($0["pid"] as? NSNumber)?.int32Value })
+
+        // Slot 1 crash-loops (each restart exits 3): it waits out its backoff when SIGUSR2 comes.
+        _ = FileManager.default.createFile(atPath: crash, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: crash) }
+        kill(victim, SIGKILL)
+        #expect(app.f.waitUntil(seconds: 30) {
+            (try? app.workers())?.contains { (($0["slot"] as? NSNumber)?.intValue) == 1 && $0["state"] as? String == "backoff" } == true
+        }, "\(app.workerLog)")
+        let inode = try Self.replace(binary, with: Fixture.binary)
+        kill(agent, SIGUSR2)
+        #expect(app.f.waitUntil(seconds: 10) { Self.executableInode(agent) == inode && Self.image(app.f)?["reexecs"] as? Int == 1 },
+                "\(app.agentLog)")
+        // The new image's first passes try slot 1 again (it still crashes): slot 0 keeps serving.
+        #expect(app.f.waitUntil(seconds: 20) {
+            app.workerLog.components(separatedBy: "taken over by a new image").last?.contains("exit") == true
+        }, "\(app.workerLog)")
+        usleep(1_000_000)
+        #expect(WorkerApp.isRunning(survivor), "\(app.workerLog)")
+        #expect((try? app.get("/").status) == 200)
+
+        // Once the crash is fixed, the new image restarts slot 1 (its backoff goes on) and both serve.
+        try FileManager.default.removeItem(atPath: crash)
+        #expect(app.f.waitUntil(seconds: 60) {
+            guard let table = try? app.workers() else { return false }
+            return table.count == 2 && table.allSatisfy { $0["state"] as? String == "ready" }
+        }, "\(app.workerLog)")
+        #expect(try app.workerPIDs().contains(survivor))
+        #expect(app.stop())
+    }
+
     @Test func aReexecDuringABuildCancelsThePassCleanlyAndTheNextPassDeploys() throws {
         let f = try Fixture(name: "reexec")
         let good = try f.commitSource(["index.html": "good"])

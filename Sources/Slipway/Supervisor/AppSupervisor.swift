@@ -80,6 +80,11 @@ actor AppSupervisor {
             for record in handover.workers {
                 slots[record.slot] = WorkerSlot(worker: WorkerProcess(adopting: record, log: log, changes: changes), restarts: record.restarts)
             }
+            // Slots in crash backoff: the monitor restarts them when their backoff ends.
+            for record in handover.backoff ?? [] {
+                slots[record.slot] = WorkerSlot(worker: WorkerProcess(exitedInHandover: record, changes: changes),
+                                                restartAt: .now + .milliseconds(Int64(record.restartInSeconds * 1000)), restarts: record.restarts)
+            }
             log.note("taken over by a new image of the agent: \(handover.workers.count) worker(s), none restarted")
         }
     }

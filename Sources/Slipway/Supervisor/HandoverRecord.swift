@@ -32,6 +32,25 @@ public struct HandoverRecord: Sendable, Codable, Equatable {
         public var listener: Listener?
         public var degraded: String?
         public var workers: [Worker]
+        /// Slots whose worker had exited and waits out its restart backoff: no process, no fd,
+        /// only its place in the crash loop, which the new image's monitor carries on.
+        public var backoff: [Backoff]? = nil
+    }
+
+    public struct Backoff: Sendable, Codable, Equatable {
+        public var slot: Int
+        /// The exited worker's (no longer a process).
+        public var pid: Int32
+        public var generation: String
+        public var release: ReleaseID
+        public var startedAt: UTCTime
+        public var uptimeSeconds: Double
+        /// How it ended: an exit status, or the signal that killed it.
+        public var exitStatus: Int32?
+        public var signal: Int32?
+        public var restarts: Int
+        /// Seconds from the handover to its restart.
+        public var restartInSeconds: Double
     }
 
     public struct Listener: Sendable, Codable, Equatable {

@@ -95,6 +95,26 @@ final class WorkerProcess: Sendable {
         startWatcher(log: log)
     }
 
+    /// A worker that had exited and waited out its restart backoff when the previous image
+    /// handed its slot over (issue 19): no process, no fd, no watcher; only its exit and its
+    /// place in the slot, until the monitor restarts the slot. Its pid is never signalled: every
+    /// stop of a worker that has exited returns at once.
+    init(exitedInHandover record: HandoverRecord.Backoff, changes: ChangeSignal) {
+        pid = record.pid
+        slot = record.slot
+        generation = record.generation
+        release = record.release
+        started = .now - .milliseconds(Int64(record.uptimeSeconds * 1000))
+        startedAt = record.startedAt
+        procStartTime = 0
+        ownSocket = nil
+        pipes = (-1, -1)
+        notify = nil
+        containment = nil
+        self.changes = changes
+        state.withLock { $0.exit = record.signal.map { .signalled($0) } ?? .exited(record.exitStatus ?? -1) }
+    }
+
     var label: String { "w\(slot) \(pid)" }
 
     static func start(_ launch: Launch) throws -> WorkerProcess {

@@ -69,13 +69,15 @@ enum FileOps {
     }
 
     /// Writes a file atomically: a temp file beside it, fsync, then rename(2) over the old one.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+    /// `durable: false` skips the fsync, for a file rewritten every pass from what is in memory
+    /// (a crash may leave the previous version, or on some filesystems an empty file, until the next pass).
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = true) throws {
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("writing", path: temp) }
         do {
             try writeAll(fd, bytes, path: temp)
-            guard fsync(fd) == 0 else { throw SystemError("syncing", path: temp) }
+            guard !durable || fsync(fd) == 0 else { throw SystemError("syncing", path: temp) }
             close(fd)
         } catch {
             close(fd)

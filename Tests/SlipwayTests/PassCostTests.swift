@@ -59,6 +59,35 @@ import Testing
         #expect(StateRecall(stateDir: dir.path).load() == state)
     }
 
+    /// The state's bytes put together from the cached encoding and a new lastPass are exactly
+    /// what encoding it whole writes, whichever top-level keys are there.
+    @Test func theSplicedStateIsByteForByteTheEncodedOne() throws {
+        let dir = TempDir()
+        let recall = StateRecall(stateDir: dir.path)
+        var state = AgentState()
+        #expect(try recall.encode(state) == Array(try JSONFiles.encode(state)))
+        state.lastPass = .init(startedAt: UTCTime(millisecondsSinceEpoch: 1000), finishedAt: UTCTime(millisecondsSinceEpoch: 2500),
+                               converged: false, error: "a \"quoted\" }, {\n\"lastPass\" : and a newline")
+        #expect(try recall.encode(state) == Array(try JSONFiles.encode(state)), "only apps, lastPass last")
+        var app = AppStatus(condition: .converged)
+        app.message = "line one\n  \"trust\" : line two"
+        state.apps = ["demo": app, "zeta": AppStatus(condition: .failed)]
+        #expect(try recall.encode(state) == Array(try JSONFiles.encode(state)))
+        state.manifestsCommit = String(repeating: "c", count: 40)
+        state.manifestsFetchError = "unreachable"
+        state.allowedRemovals = "abc"
+        state.trust = TrustStatus(verified: true)
+        state.heldRemoval = .init(commit: "d", removed: 2, of: 3)
+        #expect(try recall.encode(state) == Array(try JSONFiles.encode(state)), "every top-level key")
+        for ms in [3000, 4000] as [Int64] {
+            state.lastPass?.finishedAt = UTCTime(millisecondsSinceEpoch: ms)
+            state.lastPass?.converged.toggle()
+            #expect(try recall.encode(state) == Array(try JSONFiles.encode(state)), "the cached rest with a new lastPass")
+        }
+        state.lastPass = nil
+        #expect(try recall.encode(state) == Array(try JSONFiles.encode(state)))
+    }
+
     @Test func aReplacedReleaseRecordIsReadAgain() throws {
         let dir = TempDir()
         let path = dir.path + "/release.json"

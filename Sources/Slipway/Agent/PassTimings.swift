@@ -7,6 +7,7 @@ import Foundation
 final class PassTimings {
     private var order: [String] = []
     private var totals: [String: Duration] = [:]
+    private var notes: [String] = []
     private let started = ContinuousClock.now
     private let startedCPU = PassTimings.processCPU()
 
@@ -29,6 +30,11 @@ final class PassTimings {
         totals[phase, default: .zero] += took
     }
 
+    /// A figure that overlaps the phases (how long the mirrors' syncs took, wherever they ran).
+    func note(_ text: String) {
+        notes.append(text)
+    }
+
     /// The time since this pass's timings began.
     var elapsed: Duration { ContinuousClock.now - started }
 
@@ -39,6 +45,7 @@ final class PassTimings {
         let covered = totals.values.reduce(Duration.zero, +)
         let phases = order.map { "\($0) \(Self.ms(totals[$0]!))" } + ["other \(Self.ms(max(.zero, total - covered)))"]
         return "pass took \(Self.ms(total)) ms (CPU \(Self.ms(Self.processCPU() - startedCPU)) ms): " + phases.joined(separator: ", ")
+            + notes.map { "; " + $0 }.joined()
     }
 
     /// The CPU time (user and system) every thread of this process has used.

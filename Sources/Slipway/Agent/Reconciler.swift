@@ -166,6 +166,8 @@ public final class Reconciler: @unchecked Sendable {
         await timings.measure("nginx") { await applyNginx(sites, known: Set(considered), state: &state, result: &result) }
         state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: result.error)
         timings.measure("save") { finish(state, converged: result.converged) }
+        let syncs = mirrors.syncTimes.values.reduce(Duration.zero, +)
+        timings.note("mirror syncs \(PassTimings.ms(syncs)) ms over \(mirrors.syncTimes.count) remote(s)")
         logger.debug("\(timings.summary)")
         return result
     }
@@ -326,8 +328,10 @@ public final class Reconciler: @unchecked Sendable {
             await prune(store, desired: desired, logger: logger)
         case .deploy(let resolved):
             logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
-            let (outcome, result) = await Deployment(app: resolved, store: store, agent: deployAgent(logger), manifestsCommit: manifestsCommit,
-                                                     supersededBy: supersededBy, onEvent: onEvent).run()
+            let (outcome, result) = await timings.measure("deploy") {
+                await Deployment(app: resolved, store: store, agent: deployAgent(logger), manifestsCommit: manifestsCommit,
+                                 supersededBy: supersededBy, onEvent: onEvent).run()
+            }
             finished(app, outcome, result: result, status: &status)
             let verdict = OutcomeRules.afterDeploy(result, fingerprint: resolved.spec.fingerprint, release: outcome.release, memory: memory, at: .now)
             (status.condition, status.message, memory) = (verdict.condition, verdict.message, verdict.memory)

@@ -21,6 +21,8 @@ final class StateRecall {
     private var known: (identity: FileIdentity, state: AgentState)?
     /// The state as last fsynced (in `state.json` and `state.durable.json`).
     private var durable: AgentState?
+    /// The state without `lastPass`, as last encoded.
+    private var encodedRest: (state: AgentState, bytes: [UInt8])?
 
     init(stateDir: String) {
         file = StateFile(stateDir: stateDir)
@@ -45,7 +47,7 @@ final class StateRecall {
         known = nil
         var timestampsOnly = durable
         timestampsOnly?.lastPass = state.lastPass
-        let bytes = Array(try JSONFiles.encode(state))
+        let bytes = try encode(state)
         if let timestampsOnly, timestampsOnly == state {
             try FileOps.writeAtomically(bytes, to: file.path, mode: 0o640, durable: false)
         } else {
@@ -61,6 +63,53 @@ final class StateRecall {
             }
         }
         if let identity = FileIdentity(path: file.path) { known = (identity, state) }
+    }
+
+    /// `JSONFiles.encode(state)`, byte for byte, without encoding again what did not change:
+    /// the state without `lastPass` is encoded when it differs from the last one, and `lastPass`
+    /// (new every pass) is encoded alone and put in its sorted place among the top-level keys.
+    /// Pretty-printed JSON puts each top-level key on its own line after two spaces (a raw newline
+    /// is never inside a string), so the place is found by reading those lines' keys.
+    func encode(_ state: AgentState) throws -> [UInt8] {
+        var rest = state
+        rest.lastPass = nil
+        let restBytes: [UInt8]
+        if let encodedRest, encodedRest.state == rest {
+            restBytes = encodedRest.bytes
+        } else {
+            restBytes = Array(try JSONFiles.encode(rest))
+            encodedRest = (rest, restBytes)
+        }
+        guard let lastPass = state.lastPass else { return restBytes }
+        let alone = Array(try JSONFiles.encode(["lastPass": lastPass]))
+        // `{\n  "lastPass" : {…}\n}`: the entry is what lies between the outer braces' newlines.
+        guard alone.count > 4, let open = alone.firstIndex(of: UInt8(ascii: "\n")), let close = alone.lastIndex(of: UInt8(ascii: "\n")),
+              open < close, restBytes.last == UInt8(ascii: "}"), let end = restBytes.lastIndex(of: UInt8(ascii: "\n")) else {
+            return Array(try JSONFiles.encode(state))
+        }
+        let entry = alone[(open + 1)..<close]
+        let place = restBytes.withUnsafeBufferPointer { bytes -> Int? in
+            var index = 0
+            while index + 4 <= end {
+                // A top-level key's line: a newline, two spaces, a quote.
+                guard bytes[index] == 0x0A, bytes[index + 1] == 0x20, bytes[index + 2] == 0x20, bytes[index + 3] == 0x22 else {
+                    index += 1
+                    continue
+                }
+                var keyEnd = index + 4
+                while keyEnd < end, bytes[keyEnd] != 0x22 { keyEnd += 1 }
+                let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[(index + 4)..<keyEnd]), as: UTF8.self)
+                if key.lowercased() > "lastpass" { return index }
+                index = keyEnd
+            }
+            return nil
+        }
+        if let place {
+            // Before that key's line; the entry before it already ends with a comma.
+            return Array(restBytes[..<place]) + [0x0A] + entry + [UInt8(ascii: ",")] + Array(restBytes[place...])
+        }
+        // After the last entry, which now needs a comma.
+        return Array(restBytes[..<end]) + Array(",\n".utf8) + entry + Array(restBytes[end...])
     }
 
     private static func decode(_ path: String) -> AgentState? {

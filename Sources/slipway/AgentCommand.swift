@@ -65,13 +65,8 @@ struct AgentCommand: AsyncParsableCommand {
             let runtime = AgentRuntime(config: config, image: AgentImage(version: SlipwayCommand.version))
             if let incoming, let handover { await Reexec.takeOver(incoming, handover, runtime: runtime, logger: logger) }
             runtime.saveImage()
-            // A ServiceGroup shuts its services down in reverse order, each after the one behind it
-            // has finished. The agent loop is last in the list, so on SIGTERM it stops first
-            // (cancelling a build, draining hooks, then workers) while the API, first in the list,
-            // keeps answering /healthz and status ("stopping") until everything else is done.
-            let services: [ServiceGroupConfiguration.ServiceConfiguration] =
-                AgentAPI.services(runtime: runtime, logger: logger).map { .init(service: $0) }
-                + [.init(service: AgentService(runtime: runtime, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)]
+            // Passes stop first on SIGTERM, the API last (see AgentServices).
+            let services = AgentServices.ordered(runtime: runtime, logger: logger)
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

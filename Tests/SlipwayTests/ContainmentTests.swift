@@ -153,7 +153,7 @@ struct ContainmentTests {
         let shell = ["/bin/sh", "-c", Self.escapes(tag) + "; exec sleep 600"]
         let worker = try WorkerProcess.start(.init(argv: containment.wrap(account.wrap(shell)), environment: ["PATH": "/usr/bin:/bin"],
                                                    directory: dir.path, listener: nil, notify: nil, log: log, slot: 0, generation: "g",
-                                                   release: ReleaseID("20261125T170000Z-abcdef1")!, display: "sh", containment: containment))
+                                                   release: ReleaseID("20261125T170000Z-abcdef1")!, display: "sh", containment: containment, changes: ChangeSignal()))
         for _ in 0..<100 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
         #expect(Self.strays(tag).count == 2)
         _ = await worker.stop(signal: SIGTERM, timeout: .seconds(5), log: log)

@@ -15,7 +15,7 @@ struct SupervisorExecutorTests {
         chmod(dir.path, 0o755)
         return try WorkerProcess.start(.init(argv: account.map { $0.wrap(shell) } ?? shell, environment: environment, directory: dir.path,
                                              listener: listener?.fd, notify: notify, log: log, slot: 0, generation: "g",
-                                             release: ReleaseID("20261125T170000Z-abcdef1")!, display: "python3"))
+                                             release: ReleaseID("20261125T170000Z-abcdef1")!, display: "python3", changes: ChangeSignal()))
     }
 
     static func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }

@@ -10,6 +10,8 @@ public final class AgentRuntime: Sendable {
     public let events = EventHub()
     /// The app workers this agent runs; they live as long as the agent, not a pass.
     public let supervisor: Supervisor
+    /// `on_deploy` hooks still running; the hook service stops them on shutdown.
+    public let hooks = HookTasks()
     let wakeups: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     private let announced = Mutex<Announcement?>(nil)

@@ -38,8 +38,8 @@ public final class Reconciler: @unchecked Sendable {
     var parsed: (commit: String, set: ManifestSet)?
     /// Processes left by builds of a dead agent, as this pass found them (one /proc scan a pass).
     private var strays = StaleBuilds.Census()
-    /// on_deploy hooks still running; a one-shot pass waits for them before the process exits.
-    private var hookTasks: [Task<Void, Never>] = []
+    /// on_deploy hooks still running: the running agent's, or this process's own.
+    let hooks: HookTasks
     /// Where this pass's time goes (the debug line that ends each pass).
     var timings = PassTimings()
 
@@ -47,6 +47,7 @@ public final class Reconciler: @unchecked Sendable {
         let metrics = runtime?.metrics ?? AgentMetrics()
         self.metrics = metrics
         self.runtime = runtime
+        self.hooks = runtime?.hooks ?? HookTasks()
         self.onEvent = { [events = runtime?.events] event in events?.publish(event) }
         self.config = config
         self.logger = logger
@@ -406,9 +407,8 @@ public final class Reconciler: @unchecked Sendable {
         status.lastDeploy = outcome
         metrics.deployFinished(app: app, outcome: outcome)
         if result.firesHooks {
-            hookTasks.removeAll { $0.isCancelled }
-            hookTasks += DeployHooks(config: config, metrics: metrics, logger: logger)
-                .fire(DeployHooks.facts(app: app, host: config.host, outcome: outcome))
+            hooks.add(DeployHooks(config: config, metrics: metrics, logger: logger)
+                .fire(DeployHooks.facts(app: app, host: config.host, outcome: outcome)))
         }
     }
 
@@ -426,17 +426,15 @@ public final class Reconciler: @unchecked Sendable {
         return ran.result.isLive && ran.outcome.stages.contains { $0.stage == .reload }
     }
 
-    /// Stops on_deploy hooks still running (their commands get SIGTERM, then SIGKILL), for shutdown.
+    /// Stops on_deploy hooks still running (their commands get SIGTERM, then SIGKILL): before a re-exec.
     public func stopHooks() async {
-        hookTasks.forEach { $0.cancel() }
-        await waitForHooks()
+        await hooks.stopAll()
+        try? metrics.write(stateDir: config.stateDir)
     }
 
     /// Waits for on_deploy hooks still running (each is bounded by its timeout).
     public func waitForHooks() async {
-        guard !hookTasks.isEmpty else { return }
-        for task in hookTasks { await task.value }
-        hookTasks = []
+        await hooks.waitForAll()
         try? metrics.write(stateDir: config.stateDir)
     }
 }

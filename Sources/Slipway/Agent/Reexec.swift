@@ -93,13 +93,7 @@ public enum Reexec {
     /// installs its own) and the signal mask is emptied (the calling thread, one of the
     /// concurrency pool's, blocks signals, and the new image would inherit that). Returns the
     /// error when the exec failed, with dispositions and mask as they were.
-    static func execute(environment: [String: String], _ call: (UnsafePointer<UnsafeMutablePointer<CChar>?>, UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Int32) -> String {
-        let argv = CommandLine.arguments.map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
+    static func execute(environment: [String: String], _ call: (CStringArrays.Array, CStringArrays.Array) -> Int32) -> String {
         var ignore = sigaction()
         ignore.__sigaction_handler.sa_handler = SIG_IGN
         var previousUSR2 = sigaction(), previousHUP = sigaction()
@@ -108,8 +102,10 @@ public enum Reexec {
         var empty = sigset_t(), mask = sigset_t()
         sigemptyset(&empty)
         pthread_sigmask(SIG_SETMASK, &empty, &mask)
-        _ = call(argv, envp)
-        let code = errno
+        let code = CStringArrays.with(CommandLine.arguments, CStringArrays.entries(environment)) { argv, envp in
+            _ = call(argv, envp)
+            return errno
+        }
         pthread_sigmask(SIG_SETMASK, &mask, nil)
         sigaction(SIGUSR2, &previousUSR2, nil)
         sigaction(SIGHUP, &previousHUP, nil)

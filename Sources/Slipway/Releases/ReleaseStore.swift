@@ -167,12 +167,24 @@ public struct ReleaseStore: Sendable {
     @discardableResult
     public func applyRetention(keep: Int, logDirectory: String, inUse: Set<ReleaseID> = []) throws -> [ReleaseID] {
         let observed = observe(memory: AppMemory())
-        // A release some worker still runs (or drains on) is never pruned under it.
-        let doomed = Retention.releasesToPrune(observed.releases.map(\.id), current: observed.current,
-                                               previousGood: Retention.previousGood(observed.releases, current: observed.current),
-                                               keep: keep, attempts: Set(observed.releases.filter { !$0.succeeded }.map(\.id))).filter { !inUse.contains($0) }
+        let doomed = releasesToPrune(observed, current: observed.current, keep: keep, inUse: inUse)
         try prune(doomed)
         BuildLog.prune(in: logDirectory, keeping: Set(releaseIDs()))
         return doomed
+    }
+
+    /// The releases a prune will keep once `current` names `release`: the switch builds the
+    /// frontend archive from these, so the prune after it leaves the archive as it is.
+    func kept(once release: ReleaseID, keep: Int, inUse: Set<ReleaseID>) -> [ReleaseID] {
+        let observed = observe(memory: AppMemory())
+        let doomed = Set(releasesToPrune(observed, current: release, keep: keep, inUse: inUse))
+        return observed.releases.map(\.id).filter { !doomed.contains($0) }
+    }
+
+    private func releasesToPrune(_ observed: ObservedApp, current: ReleaseID?, keep: Int, inUse: Set<ReleaseID>) -> [ReleaseID] {
+        // A release some worker still runs (or drains on) is never pruned under it.
+        Retention.releasesToPrune(observed.releases.map(\.id), current: current,
+                                  previousGood: Retention.previousGood(observed.releases, current: current),
+                                  keep: keep, attempts: Set(observed.releases.filter { !$0.succeeded }.map(\.id))).filter { !inUse.contains($0) }
     }
 }

@@ -8,24 +8,23 @@ extension AppSupervisor {
     /// Waits for a rollout in progress to end, keeps new ones out, stops the monitor and pauses
     /// every worker's watcher; returns the app's part of the handover record.
     func freezeForHandover() async -> HandoverRecord.App {
-        while busy { try? await Task.sleep(for: .milliseconds(20)) }
-        busy = true
+        await gate.acquire()
         monitor?.cancel()
         monitor = nil
-        for worker in Array(slots.values) + draining { worker.gate.pause() }
+        for worker in slots.values.compactMap(\.worker) + draining { worker.gate.pause() }
         // A worker that exited (in backoff) or is stopping is not handed over: the first pass
         // of the new image fills its slot.
-        let workers = slots.sorted { $0.key < $1.key }.compactMap { slot, worker -> HandoverRecord.Worker? in
+        let workers = occupied.compactMap { slot, worker -> HandoverRecord.Worker? in
             guard worker.exit == nil, !worker.isStopping else { return nil }
-            return worker.handover(restarts: restarts[slot] ?? 0)
+            return worker.handover(restarts: slots[slot]?.restarts ?? 0)
         }
         return HandoverRecord.App(app: app.value, listener: listener.map(HandoverRecord.Listener.init), degraded: degraded, workers: workers)
     }
 
     /// `execve` failed: everything goes on as before.
     func resumeAfterFailedHandover() {
-        for worker in Array(slots.values) + draining { worker.gate.resume() }
-        busy = false
+        for worker in slots.values.compactMap(\.worker) + draining { worker.gate.resume() }
+        gate.release()
         if target != nil { startMonitor() }
     }
 }

@@ -2,9 +2,11 @@ import Foundation
 import Logging
 import SlipwayCore
 
-/// Runs one app's workers: rolling reloads onto a new target, crash restarts with backoff,
-/// graceful replacement above `max_memory`, and a drain on shutdown. An actor, so a rollout,
-/// the monitor and a status snapshot never see a half-changed slot table.
+/// Runs one app's workers: rolling reloads onto a new target (AppSupervisor+Rollout), crash
+/// restarts with backoff and graceful replacement above `max_memory` (AppSupervisor+Monitor),
+/// a handover to the agent's next image (AppSupervisor+Handover), and a drain on shutdown.
+/// An actor on a queue of its own (`SupervisorQueue`), so a rollout, the monitor and a status
+/// snapshot never see a half-changed slot table, and its blocking work stays off the pool.
 actor AppSupervisor {
     let app: AppName
     let stateDir: String
@@ -13,14 +15,21 @@ actor AppSupervisor {
     let logger: Logger
     let metrics: AgentMetrics
 
+    private let queue: SupervisorQueue
+    nonisolated var unownedExecutor: UnownedSerialExecutor { queue.asUnownedSerialExecutor() }
+    /// Signalled by every worker's watcher (ready, exited) and at the end of a rollout.
+    let changes = ChangeSignal()
+    /// Held by a rollout, a verify, a memory replacement or a handover: one at a time.
+    let gate = SerialGate()
+
     var listener: ListeningSocket?
     /// Sockets of an earlier `listen`, closed once no worker uses them.
-    private var retiredListeners: [ListeningSocket] = []
-    var slots: [Int: WorkerProcess] = [:]
+    var retiredListeners: [ListeningSocket] = []
+    var slots: [Int: WorkerSlot] = [:]
     /// The target the running workers were accepted for: crash restarts start this again.
-    private(set) var target: WorkerTarget?
+    var target: WorkerTarget?
     /// Where a failed `verify` goes back to.
-    private var fallback: Fallback = .stop
+    var fallback: Fallback = .stop
 
     enum Fallback {
         /// A first start: nothing ran before, the failed workers are stopped.
@@ -29,14 +38,14 @@ actor AppSupervisor {
         case keep
         case previous(WorkerTarget)
     }
-    var backoff: [Int: RestartBackoff] = [:]
-    var restartAt: [Int: (at: ContinuousClock.Instant, crashed: WorkerProcess)] = [:]
-    var restarts: [Int: Int] = [:]
+    /// Replaced workers on their way out, each stopped by its own task.
     var draining: [WorkerProcess] = []
+    var drains: [Task<Void, Never>] = []
     /// Workers a previous agent process left running (it was killed): replaced, then stopped.
     private var orphans: [WorkerTable.Worker]
-    var busy = false
     var monitor: Task<Void, Never>?
+    /// How often the monitor has looked at the workers: a test sees it never spins.
+    var monitorRounds = 0
     var degraded: String?
     var rss: [pid_t: UInt64] = [:]
     var lastSample = ContinuousClock.now - .seconds(60)
@@ -48,6 +57,7 @@ actor AppSupervisor {
     init(app: AppName, stateDir: String, appDirectory: String, logger: Logger, metrics: AgentMetrics,
          adopting handover: HandoverRecord.App? = nil) {
         self.metrics = metrics
+        self.queue = SupervisorQueue(app: app.value)
         self.app = app
         self.stateDir = stateDir
         self.appDirectory = appDirectory
@@ -68,191 +78,10 @@ actor AppSupervisor {
             listener = handover.listener.flatMap { ListeningSocket.adopt($0) }
             degraded = handover.degraded
             for record in handover.workers {
-                slots[record.slot] = WorkerProcess(adopting: record, log: log)
-                restarts[record.slot] = record.restarts
+                slots[record.slot] = WorkerSlot(worker: WorkerProcess(adopting: record, log: log, changes: changes), restarts: record.restarts)
             }
             log.note("taken over by a new image of the agent: \(handover.workers.count) worker(s), none restarted")
         }
-    }
-
-    // MARK: Rollout
-
-    /// Brings the workers to `target`, one slot at a time: start the new worker, wait until it
-    /// is ready and healthy, then stop the old one. On a failure the new workers are stopped
-    /// and the slots already moved go back to the previous target, so the old release keeps
-    /// serving. `force` replaces workers that already run the target (`slipway reload`).
-    func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
-        await exclusively {
-            startMonitor()
-            let previous = self.target
-            let result = await rollout(to: target, force: force)
-            metrics.rolloutFinished(app: app, stage: .reload, succeeded: result.succeeded)
-            if case .failed(let stage, let reason) = result {
-                await revert(to: previous, from: target, after: "\(stage) failed: \(reason)")
-                // Orphans of a killed agent go once workers of ours serve: never more than `instances`.
-                if slots.values.contains(where: { $0.exit == nil }) {
-                    await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)
-                }
-                return result
-            }
-            self.target = target
-            fallback = previous.map { $0.id == target.id ? .keep : .previous($0) } ?? .stop
-            // New workers end a degraded state; a pass that changed nothing leaves a crash loop reported.
-            if case .done = result { degraded = nil }
-            await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)
-            return result
-        }
-    }
-
-    /// After a reload: every worker alive, and (with `health`) each one healthy on its own
-    /// socket. On a failure the workers go back to the target before the reload.
-    func verify() async -> RolloutResult {
-        await exclusively {
-            guard let target else { return .failed(stage: .verify, reason: "no workers run") }
-            var problem: String?
-            for slot in 0..<target.count where slots[slot]?.exit != nil || slots[slot] == nil {
-                problem = "worker \(slot) is not running"
-                break
-            }
-            if problem == nil, let health = target.workers.health {
-                for slot in 0..<target.count {
-                    guard let worker = slots[slot], let own = worker.ownSocket else { continue }
-                    let (result, failure) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
-                    worker.record(result)
-                    if let failure {
-                        problem = failure
-                        break
-                    }
-                }
-            }
-            metrics.rolloutFinished(app: app, stage: .verify, succeeded: problem == nil)
-            guard let problem else { return .unchanged }
-            switch fallback {
-            case .stop: await revert(to: nil, from: target, after: "verify failed: \(problem)")
-            case .previous(let previous): await revert(to: previous, from: target, after: "verify failed: \(problem)")
-            case .keep: log.note("verify failed: \(problem); the workers stay as they are (they run the same generation as before)")
-            }
-            return .failed(stage: .verify, reason: problem)
-        }
-    }
-
-    private func exclusively<T: Sendable>(_ body: () async -> T) async -> T {
-        while busy { try? await Task.sleep(for: .milliseconds(20)) }
-        busy = true
-        defer {
-            busy = false
-            save()
-        }
-        return await body()
-    }
-
-    /// Puts the workers back on `previous` after `target` failed. The failed generation's
-    /// workers are stopped first, so none of them answers a client or stands in for another
-    /// worker; then the empty slots get workers of `previous`, each judged on its own socket,
-    /// and the workers of `previous` still running are left alone: a failed release is never
-    /// the reason one of them stops. With no previous target (a first start) the failed workers
-    /// are stopped and the socket is closed, so clients are refused at once.
-    private func revert(to previous: WorkerTarget?, from target: WorkerTarget, after failure: String) async {
-        log.note(failure)
-        // A failed reload of the same generation keeps what it started: it is that generation too.
-        guard previous?.id != target.id else { return }
-        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) where worker.generation == target.id {
-            slots[slot] = nil
-            restartAt[slot] = nil
-            await stop(worker, as: target.workers.stop)
-        }
-        if let previous {
-            log.note("going back to generation \(previous.id) (release \(previous.generation.release))")
-            if case .failed(_, let again) = await rollout(to: previous, force: false) {
-                log.note("going back failed too: \(again)")
-                degraded = "\(failure), and going back to \(previous.generation.release) failed: \(again)"
-            }
-            self.target = previous
-        } else {
-            self.target = nil
-            closeListenerIfIdle()
-        }
-    }
-
-    private func rollout(to target: WorkerTarget, force: Bool) async -> RolloutResult {
-        do {
-            try ensureListener(for: target)
-        } catch {
-            return .failed(stage: .reload, reason: "\(error)")
-        }
-        var replaced = 0, started = 0, stopped = 0
-        for slot in 0..<target.count {
-            // A crashed worker of this generation waiting out its backoff is the monitor's to
-            // restart: a pass must not bypass the backoff of a crash loop.
-            if let crashed = slots[slot], crashed.exit != nil, restartAt[slot] != nil, crashed.generation == target.id, !force { continue }
-            let old = slots[slot].flatMap { $0.exit == nil ? $0 : nil }
-            if let old, old.generation == target.id, !force { continue }
-            if Task.isCancelled { return .failed(stage: .reload, reason: "the agent is shutting down") }
-            if let problem = await startReady(slot: slot, target: target) {
-                return .failed(stage: .reload, reason: "worker \(slot) " + problem)
-            }
-            if let old {
-                replaced += 1
-                draining.append(old)
-                Task { await self.drain(old, as: target.workers.stop) }
-            } else {
-                started += 1
-            }
-            restartAt[slot] = nil
-        }
-        for slot in slots.keys.sorted() where slot >= target.count {
-            if let worker = slots.removeValue(forKey: slot) {
-                stopped += 1
-                await stop(worker, as: target.workers.stop)
-            }
-            restartAt[slot] = nil
-        }
-        await waitForDrains()
-        closeRetiredListeners()
-        if replaced + started + stopped == 0 { return .unchanged }
-        log.note("rollout to generation \(target.id) done: \(replaced) replaced, \(started) started, \(stopped) stopped")
-        return .done(replaced: replaced, started: started, stopped: stopped)
-    }
-
-    /// Starts a worker for `slot`; when it is ready (and healthy) it takes the slot.
-    /// Returns what went wrong, or nil.
-    func startReady(slot: Int, target: WorkerTarget) async -> String? {
-        let worker: WorkerProcess
-        do {
-            worker = try launch(slot: slot, target: target, startingLow: true)
-        } catch {
-            return "could not start: \(error)"
-        }
-        let ready = target.workers.ready
-        switch await worker.waitReady(notify: ready.notify, timeout: ready.timeout, settle: Workers.Ready.settle) {
-        case .ready: break
-        case .exited(let termination):
-            let why = await StartFailureHint.explain(worker, target: target, log: log)
-            return "\(termination.explanation) while starting" + (why.map { ": \($0)" } ?? "") + "; see 'slipway logs \(app)'"
-        case .timedOut:
-            await stop(worker, as: target.workers.stop)
-            return "was not ready within \(DurationText.format(ready.timeout))" + (ready.notify ? " (no READY=1 on NOTIFY_SOCKET)" : "")
-        }
-        if let health = target.workers.health, let own = worker.ownSocket {
-            // A worker still booting (gunicorn's workers come up after its master) may not answer
-            // yet: unanswered checks are tried again until `ready.timeout`; an answer is final.
-            let probe = HealthProbe(endpoint: own.endpoint, health: health)
-            var (result, problem) = await probe.judge(slot: slot)
-            while problem != nil, result.status == nil, worker.exit == nil, ContinuousClock.now < worker.started + ready.timeout {
-                try? await Task.sleep(for: .milliseconds(100))
-                (result, problem) = await probe.judge(slot: slot)
-            }
-            worker.record(result)
-            if let problem {
-                await stop(worker, as: target.workers.stop)
-                // The rollout names the worker itself.
-                return String(problem.dropFirst("worker \(slot) ".count))
-            }
-        }
-        if let exit = worker.exit { return "\(exit.explanation) right after starting" }
-        StartPriority.restore(pid: worker.pid)
-        slots[slot] = worker
-        return nil
     }
 
     /// `startingLow`: at a lower CPU priority until `startReady` sees it ready (`StartPriority`);
@@ -283,7 +112,7 @@ actor AppSupervisor {
             return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
                                                  listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,
                                                  generation: target.id, release: target.generation.release,
-                                                 display: target.workers.command, containment: containment))
+                                                 display: target.workers.command, containment: containment, changes: changes))
         } catch {
             notify?.close()
             own?.close()
@@ -306,7 +135,7 @@ actor AppSupervisor {
     /// worker in backoff), the socket is closed, so a client is refused at once instead of
     /// waiting in a queue nobody accepts from. It is bound again before the next worker starts.
     func closeListenerIfIdle() {
-        guard listener != nil, draining.isEmpty, !slots.values.contains(where: { $0.exit == nil }) else { return }
+        guard listener != nil, draining.isEmpty, !slots.values.contains(where: { $0.running != nil }) else { return }
         let address = listener!.address
         listener?.close()
         listener = nil
@@ -314,8 +143,8 @@ actor AppSupervisor {
         log.note("no worker runs: stopped listening on \(address) until one starts")
     }
 
-    private func closeRetiredListeners() {
-        let inUse = slots.values.contains { $0.exit == nil } || !draining.isEmpty
+    func closeRetiredListeners() {
+        let inUse = slots.values.contains { $0.running != nil } || !draining.isEmpty
         guard !retiredListeners.isEmpty, !inUse || listener != nil else { return }
         retiredListeners.forEach { $0.close() }
         retiredListeners = []
@@ -328,13 +157,32 @@ actor AppSupervisor {
         await worker.stop(signal: stop.signal.number, timeout: stop.timeout, log: log)
     }
 
-    private func drain(_ worker: WorkerProcess, as settings: Workers.Stop) async {
-        await stop(worker, as: settings)
-        draining.removeAll { $0 === worker }
+    /// Takes `worker` out of service: it is stopped by a task of its own while the rollout goes on.
+    func drain(_ worker: WorkerProcess, as settings: Workers.Stop) {
+        draining.append(worker)
+        drains.append(Task {
+            await self.stop(worker, as: settings)
+            self.draining.removeAll { $0 === worker }
+        })
     }
 
-    private func waitForDrains() async {
-        while !draining.isEmpty { try? await Task.sleep(for: .milliseconds(10)) }
+    func waitForDrains() async {
+        while !drains.isEmpty {
+            let waiting = drains
+            drains = []
+            for task in waiting { await task.value }
+        }
+    }
+
+    /// Runs `body` holding the gate, then writes the worker table and wakes the monitor.
+    func exclusively<T: Sendable>(_ body: () async -> T) async -> T {
+        await gate.acquire()
+        defer {
+            save()
+            gate.release()
+            changes.signal()
+        }
+        return await body()
     }
 
     /// Stops every worker (for removal of the app or the agent's shutdown), all at once, each
@@ -346,16 +194,20 @@ actor AppSupervisor {
     private func stopEverything(reason: String) async {
         monitor?.cancel()
         monitor = nil
-        let running = Array(slots.values) + draining
+        let running = slots.values.compactMap(\.worker) + draining
         if !running.isEmpty { log.note("stopping all workers: \(reason)") }
         await withTaskGroup(of: Void.self) { group in
             for worker in running { group.addTask { await self.stop(worker) } }
         }
         let stop = target?.workers.stop ?? Workers.Stop()
         await stopOrphans(timeout: stop.timeout, signal: stop.signal.number)
-        slots = [:]
+        // The slots keep their restart counts and backoff; their workers are gone.
+        for slot in slots.keys {
+            slots[slot]?.worker = nil
+            slots[slot]?.restartAt = nil
+        }
         draining = []
-        restartAt = [:]
+        drains = []
         listener?.close()
         listener = nil
         retiredListeners.forEach { $0.close() }
@@ -365,8 +217,9 @@ actor AppSupervisor {
     }
 
     /// Workers of a previous agent process: they still serve on that agent's socket until the
-    /// new workers are up, then get the stop signal, and SIGKILL after the timeout.
-    private func stopOrphans(timeout: Duration, signal: Int32) async {
+    /// new workers are up, then get the stop signal, and SIGKILL after the timeout. Not our
+    /// children, so no watcher signals their exit: looked at every 20 ms, only on this rare path.
+    func stopOrphans(timeout: Duration, signal: Int32) async {
         guard !orphans.isEmpty else { return }
         let alive = orphans.filter { ProcessTable.isRunning($0.pid, startTime: $0.procStartTime) }
         for orphan in alive {
@@ -391,16 +244,15 @@ actor AppSupervisor {
             let snapshot = worker.snapshot
             return WorkerTable.Worker(slot: worker.slot, pid: worker.pid, procStartTime: worker.procStartTime, release: worker.release,
                                       generation: worker.generation, state: state, startedAt: worker.startedAt,
-                                      restarts: restarts[worker.slot] ?? 0, rssBytes: rss[worker.pid], status: snapshot.status,
+                                      restarts: slots[worker.slot]?.restarts ?? 0, rssBytes: rss[worker.pid], status: snapshot.status,
                                       ownSocket: worker.ownSocket?.description, health: snapshot.health)
         }
-        for (slot, worker) in slots.sorted(by: { $0.key < $1.key }) {
+        for (_, worker) in occupied {
             let snapshot = worker.snapshot
             let state: WorkerTable.Worker.State = snapshot.exit != nil ? .backoff
                 : worker.isStopping ? .draining
                 : (target?.workers.ready.notify == true && !snapshot.ready) ? .starting : .ready
             workers.append(row(worker, state: state))
-            _ = slot
         }
         for worker in draining { workers.append(row(worker, state: .draining)) }
         // Orphans still alive are shown too: they still serve until replaced.
@@ -417,7 +269,12 @@ actor AppSupervisor {
 
     /// Releases some worker still runs: retention must keep them.
     func releasesInUse() -> Set<ReleaseID> {
-        Set((Array(slots.values) + draining).filter { $0.exit == nil }.map(\.release) + orphans.map(\.release))
+        Set((slots.values.compactMap(\.running) + draining).filter { $0.exit == nil }.map(\.release) + orphans.map(\.release))
+    }
+
+    /// The slots with a worker in them (running or exited), in slot order.
+    var occupied: [(slot: Int, worker: WorkerProcess)] {
+        slots.keys.sorted().compactMap { slot in slots[slot]?.worker.map { (slot, $0) } }
     }
 
     func save() {

@@ -4,7 +4,8 @@ import SlipwayCore
 
 /// One running worker: a process in its own session (so its whole group is signalled), its
 /// stdout and stderr piped into the app's `WorkerLog`, and one thread that waits on its
-/// output, its notify socket and its exit (a pidfd) at once.
+/// output, its notify socket and its exit (a pidfd) at once, and signals the app's
+/// `ChangeSignal` when the worker becomes ready or exits: nobody polls a worker.
 final class WorkerProcess: Sendable {
     let pid: pid_t
     let slot: Int
@@ -25,6 +26,8 @@ final class WorkerProcess: Sendable {
     let pipes: (stdout: Int32, stderr: Int32)
     let notify: NotifySocket?
     let containment: Containment?
+    /// The app's: signalled by the watcher on `READY=1` and on the exit.
+    let changes: ChangeSignal
 
     struct State: Sendable {
         var ready = false
@@ -52,6 +55,7 @@ final class WorkerProcess: Sendable {
         var display: String
         /// Issue 16: the worker's whole process tree, ended when the worker exits.
         var containment: Containment? = nil
+        var changes: ChangeSignal
     }
 
     private init(pid: pid_t, launch: Launch, pipes: (Int32, Int32)) {
@@ -66,11 +70,12 @@ final class WorkerProcess: Sendable {
         self.pipes = pipes
         self.notify = launch.notify
         self.containment = launch.containment
+        self.changes = launch.changes
     }
 
     /// A worker the previous image of this agent started (same pid, still our child), taken
     /// over with its fds from the handover record.
-    init(adopting record: HandoverRecord.Worker, log: WorkerLog) {
+    init(adopting record: HandoverRecord.Worker, log: WorkerLog, changes: ChangeSignal) {
         pid = record.pid
         slot = record.slot
         generation = record.generation
@@ -82,6 +87,7 @@ final class WorkerProcess: Sendable {
         pipes = (record.stdoutFD, record.stderrFD)
         notify = record.notifyFD.flatMap { fd in record.notifyPath.map { NotifySocket(adopting: fd, path: $0) } }
         containment = record.containment.map { Containment.adopt(directory: $0) }
+        self.changes = changes
         state.withLock {
             $0.ready = record.ready
             $0.status = record.status
@@ -141,12 +147,23 @@ final class WorkerProcess: Sendable {
         let deadline = started + timeout
         let settled = started + min(settle, timeout)
         while true {
+            let seen = changes.generation
             let now = ContinuousClock.now
             let current = snapshot
             if let exit = current.exit { return .exited(exit) }
             if notify ? current.ready : now >= settled { return .ready }
             if now >= deadline { return .timedOut }
-            try? await Task.sleep(for: .milliseconds(10))
+            await changes.wait(since: seen, until: notify ? deadline : settled)
+        }
+    }
+
+    /// Waits until the worker has exited, or `deadline`; returns how it ended, if it did.
+    private func waitExit(until deadline: ContinuousClock.Instant?) async -> ChildProcess.Termination? {
+        while true {
+            let seen = changes.generation
+            if let exit { return exit }
+            if let deadline, ContinuousClock.now >= deadline { return nil }
+            await changes.wait(since: seen, until: deadline)
         }
     }
 
@@ -159,17 +176,11 @@ final class WorkerProcess: Sendable {
         let name = Workers.StopSignal.allCases.first { $0.number == signal }?.rawValue ?? String(cString: strsignal(signal))
         log.note("stopping with \(name) (SIGKILL after \(DurationText.format(timeout)))", worker: label)
         signalGroup(signal)
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let exit { return (exit, false) }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        if let exit = await waitExit(until: .now + timeout) { return (exit, false) }
         log.note("still running after \(DurationText.format(timeout)): SIGKILL", worker: label)
         signalGroup(SIGKILL)
-        while true {
-            if let exit { return (exit, true) }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        // The watcher reaps it (a pidfd, or every 100 ms without one) and signals.
+        return (await waitExit(until: nil)!, true)
     }
 
     // MARK: The watcher thread
@@ -227,7 +238,10 @@ final class WorkerProcess: Sendable {
                             defer { state.ready = true }
                             return !state.ready
                         }
-                        if first { log.note("ready (READY=1)", worker: label) }
+                        if first {
+                            log.note("ready (READY=1)", worker: label)
+                            changes.signal()
+                        }
                     case "STATUS":
                         state.withLock { $0.status = String(value.prefix(200)) }
                     default: break
@@ -240,6 +254,7 @@ final class WorkerProcess: Sendable {
                 signalGroup(SIGKILL)
                 log.note("exited: \(termination.explanation)", worker: label)
                 state.withLock { $0.exit = termination }
+                changes.signal()
                 // After the exit is known (the supervisor must not wait on it): whatever the
                 // worker started, inside or outside its group, ends now.
                 containment?.end()

@@ -57,6 +57,12 @@ final class PassSandbox {
         """], in: manifests)
     }
 
+    /// Commits `files` to the manifests repo as they are.
+    @discardableResult
+    func commitManifests(_ files: [String: String]) throws -> String {
+        try commit(files, in: manifests)
+    }
+
     func reconciler(runtime: AgentRuntime? = nil) -> Reconciler {
         var logger = Logger(label: "slipway.test")
         logger.logLevel = .critical

@@ -14,8 +14,11 @@ struct SwitchStage: StageStep {
             try context.store.publish(staging + "/release", as: context.release)
             context.published = true
         }
-        if context.config.nginx != nil, context.manifest?.frontend?.serve != nil, !context.isRollback {
-            try? FrontendArchive(layout: context.store.layout).refresh(releases: context.store.releaseIDs())
+        if context.config.nginx != nil, let manifest = context.manifest, manifest.frontend?.serve != nil, !context.isRollback {
+            // The releases the prune stage will keep, so the pass's nginx step finds the archive done.
+            let inUse = await context.agent.supervisor?.existing(context.store.layout.app)?.releasesInUse() ?? []
+            let kept = context.store.kept(once: context.release, keep: manifest.keep, inUse: inUse)
+            try? FrontendArchive(layout: context.store.layout).refresh(releases: kept)
         }
         try context.store.switchCurrent(to: context.release)
         if let staging = context.staging {

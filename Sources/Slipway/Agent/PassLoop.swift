@@ -4,16 +4,18 @@ import ServiceLifecycle
 import UnixSignals
 import SlipwayCore
 
-/// The long-running agent: a pass at start, then one per `poll_interval`, or whenever woken (a
-/// push notification, `slipway deploy`, SIGHUP). Wake-ups that arrive during a pass coalesce into
-/// one more pass. On graceful shutdown the pass in flight is cancelled: a running build is
-/// stopped, its staging removed, and `current` stays where it was.
-public struct AgentService: Service {
+/// The agent's pass loop, the first of its services to stop: a pass at start, then one per
+/// `poll_interval`, or whenever woken (a push notification, `slipway deploy`, SIGHUP). Wake-ups
+/// that arrive during a pass coalesce into one more pass. SIGUSR2 re-executes the agent in
+/// place (PassLoop+Reexec). On graceful shutdown the pass in flight is cancelled: a running
+/// build is stopped, its staging removed, and `current` stays where it was; the hooks, the
+/// workers and the API stop after it (`AgentServices`).
+public struct PassLoop: Service {
     let runtime: AgentRuntime
     let logger: Logger
     let systemd: SystemdNotifier
 
-    public init(runtime: AgentRuntime, logger: Logger, systemd: SystemdNotifier = SystemdNotifier()) {
+    public init(runtime: AgentRuntime, logger: Logger, systemd: SystemdNotifier) {
         self.runtime = runtime
         self.logger = logger
         self.systemd = systemd
@@ -95,10 +97,7 @@ public struct AgentService: Service {
             ready = true
         }
         runtime.beginStopping()
-        systemd.send([("STOPPING", "1"), ("STATUS", "draining workers")])
-        await withTaskExecutorPreference(executor) { await reconciler.stopHooks() }
-        // Workers drain last: they serve until the very end, each within its stop timeout.
-        await runtime.supervisor.stopAll()
-        logger.info("agent stopped")
+        systemd.send([("STOPPING", "1"), ("STATUS", "stopping: passes are over")])
+        logger.info("passes stopped")
     }
 }

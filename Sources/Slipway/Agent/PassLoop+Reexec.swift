@@ -21,7 +21,7 @@ extension AgentRuntime {
     }
 }
 
-extension AgentService {
+extension PassLoop {
     /// Checks the binary at the agent's path, freezes the workers, writes the handover record
     /// and `execve`s. Returns only when that did not happen; the workers carry on untouched.
     func reexec(requestedAt: Date, reconciler: Reconciler, executor: PassExecutor) async {

@@ -38,6 +38,23 @@ import Foundation
         #expect(UTCTime(compact: "20231301T000000Z") == nil)
         #expect(UTCTime(compact: "20231201T250000Z") == nil)
     }
+
+    /// The byte parser (issue 20) reads back every second `compact` writes, and refuses every
+    /// field out of its range, as the round trip through text it replaced did.
+    @Test func compactParsesWhatItWritesAndNothingElse() {
+        var ms: Int64 = 0
+        while ms < 4_102_444_800_000 { // 1970 to 2100, every 2 days 7 hours 13 minutes 17 seconds
+            let time = UTCTime(millisecondsSinceEpoch: ms)
+            #expect(UTCTime(compact: time.compact) == time)
+            ms += 198_797_000
+        }
+        #expect(UTCTime(compact: "20240229T235959Z")?.iso8601 == "2024-02-29T23:59:59.000Z")
+        for bad in ["20230000T000000Z", "20230100T000000Z", "20230132T000000Z", "20230431T000000Z", "21000229T000000Z",
+                    "20230101T240000Z", "20230101T006000Z", "20230101T000060Z", "2023010lT000000Z", "20230101T00000Z",
+                    "20230101 000000Z", "20230101T000000z", "+2023010T000000Z", "20230101T000000Z0"] {
+            #expect(UTCTime(compact: bad) == nil, "\(bad)")
+        }
+    }
 }
 
 @Suite struct ReleaseIDTests {

@@ -7,8 +7,11 @@ import Testing
 final class TempDir {
     let path: String
 
-    init() {
-        var template = Array((NSTemporaryDirectory() + "slipway-unit-XXXXXX").utf8CString)
+    /// `inMemory`: under /dev/shm (tmpfs) where there is one, for tests that make thousands of
+    /// files (on this machine's ext4, 3,000 creates take 3 s; on tmpfs 0.05 s).
+    init(inMemory: Bool = false) {
+        let parent = inMemory && access("/dev/shm", W_OK) == 0 ? "/dev/shm/" : NSTemporaryDirectory()
+        var template = Array((parent + "slipway-unit-XXXXXX").utf8CString)
         path = String(cString: mkdtemp(&template)!)
     }
 

@@ -25,7 +25,7 @@ public final class Reconciler: @unchecked Sendable {
     let mirrors: SourceMirrors
     /// Credentials and host keys for every remote this agent fetches from.
     let remoteAccess: RemoteAccess
-    let stateFile: StateFile
+    let stateFile: StateRecall
     let requests: OperatorRequests
     public let metrics: AgentMetrics
     /// Present in a running agent (absent for `--once` and offline CLI passes).
@@ -40,6 +40,8 @@ public final class Reconciler: @unchecked Sendable {
     private var strays = StaleBuilds.Census()
     /// on_deploy hooks still running: the running agent's, or this process's own.
     let hooks: HookTasks
+    /// Where this pass's time goes (the debug line that ends each pass).
+    var timings = PassTimings()
 
     public init(config: AgentConfig, logger: Logger, runtime: AgentRuntime? = nil) {
         let metrics = runtime?.metrics ?? AgentMetrics()
@@ -54,7 +56,7 @@ public final class Reconciler: @unchecked Sendable {
                                          onConnected: { [metrics] remote in metrics.remoteConnected(remote) },
                                          onFetched: { [metrics] remote in metrics.remoteFetched(remote) })
         self.mirrors = SourceMirrors(stateDir: config.stateDir, access: remoteAccess)
-        self.stateFile = StateFile(stateDir: config.stateDir)
+        self.stateFile = StateRecall(stateDir: config.stateDir)
         self.requests = OperatorRequests(stateDir: config.stateDir)
     }
 
@@ -74,16 +76,17 @@ public final class Reconciler: @unchecked Sendable {
 
     private func runPass() async -> PassResult {
         let started = UTCTime.now
-        var state = stateFile.load()
+        timings = PassTimings()
+        var state = timings.measure("state") { stateFile.load() }
         var result = PassResult()
         passSigners = nil
-        strays = StaleBuilds.Census.take()
+        strays = timings.measure("census") { StaleBuilds.Census.take() }
         onEvent(AgentEvent(.passStarted))
         mirrors.startPass()
 
         let manifests: (commit: String, set: ManifestSet)
         do {
-            manifests = try readManifests(state: &state)
+            manifests = try timings.measure("manifests") { try readManifests(state: &state) }
         } catch {
             let message = "cannot read manifests from \(config.manifests.repo) (branch \(config.manifests.branch)): \(error)"
             logger.error("\(message)")
@@ -97,13 +100,18 @@ public final class Reconciler: @unchecked Sendable {
             logger.info("manifests at \(manifests.commit.prefix(12))", metadata: ["files": "\(manifests.set.valid.count + manifests.set.invalid.count)"])
         }
         state.manifestsCommit = manifests.commit
-        await applyRequests(&state, manifests: manifests.set)
+        await timings.measure("requests") { await applyRequests(&state, manifests: manifests.set) }
         for diagnostic in manifests.set.allDiagnostics {
             logger.error("\(diagnostic)")
         }
 
         // Issue 20: every mirror this pass fetches, fetched side by side before the apps are visited.
-        mirrors.prefetch(manifests.set.valid.values.filter { $0.manifest.runs(on: config.host) }.map(\.manifest.source))
+        timings.measure("remotes") {
+            // Only sources this host may read (issue 16: git.local_roots is checked before anything is read as root).
+            mirrors.prefetch(manifests.set.valid.values.filter {
+                $0.manifest.runs(on: config.host) && HostPolicy.diagnostics(for: $0, config: config, resolve: FileOps.resolvedPath) == nil
+            }.map(\.manifest.source))
+        }
         let passStart = ContinuousClock.now
         let runtime = self.runtime
         let manifestsCommit = manifests.commit
@@ -135,13 +143,15 @@ public final class Reconciler: @unchecked Sendable {
                 if verdict == .held { result.unsettled.append((app, status.message ?? "removal held")) }
                 continue
             }
-            let desired = desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath)
+            let desired = timings.measure("resolve") { desiredState(of: app, in: manifests.set, previousPath: state.apps[app.value]?.manifestPath) }
             var status = await reconcile(app, desired: desired, previous: state.apps[app.value], manifestsCommit: manifests.commit,
                                          supersededBy: supersededBy, logger: appLogger)
-            if let site = nginxSite(for: app, desired: desired) { sites[app] = site }
+            if let site = timings.measure("nginx", { nginxSite(for: app, desired: desired) }) { sites[app] = site }
             let store = ReleaseStore(layout: layout(app))
-            status.current = store.current()
-            metrics.currentRelease(app: app, release: status.current, sha: status.current.flatMap { store.record($0)?.source.sha })
+            timings.measure("record") {
+                status.current = store.current()
+                metrics.currentRelease(app: app, release: status.current, sha: status.current.flatMap { store.record($0)?.source.sha })
+            }
             let previous = state.apps[app.value]
             state.apps[app.value] = status
             if !status.isSettled {
@@ -150,11 +160,16 @@ public final class Reconciler: @unchecked Sendable {
             // What a deploy (or its failure) changed is on disk before the next app starts, so a
             // kill -9 loses nothing; every other change is written once, at the end of the pass
             // (a write per app made passes quadratic: 185 s for 5,000 new manifests).
-            if status.lastDeploy != previous?.lastDeploy || status.memory != (previous?.memory ?? AppMemory()) { save(state) }
+            if status.lastDeploy != previous?.lastDeploy || status.memory != (previous?.memory ?? AppMemory()) {
+                timings.measure("save") { save(state) }
+            }
         }
-        await applyNginx(sites, known: Set(considered), state: &state, result: &result)
+        await timings.measure("nginx") { await applyNginx(sites, known: Set(considered), state: &state, result: &result) }
         state.lastPass = .init(startedAt: started, finishedAt: .now, converged: result.converged, error: result.error)
-        finish(state, converged: result.converged)
+        timings.measure("save") { finish(state, converged: result.converged) }
+        let syncs = mirrors.syncTimes.values.reduce(Duration.zero, +)
+        timings.note("mirror syncs \(PassTimings.ms(syncs)) ms over \(mirrors.syncTimes.count) remote(s)")
+        logger.debug("\(timings.summary)")
         return result
     }
 
@@ -277,12 +292,12 @@ public final class Reconciler: @unchecked Sendable {
             status.desiredFingerprint = resolved.spec.fingerprint
         }
         do {
-            try store.cleanUpInterrupted(census: strays)
+            try timings.measure("cleanup") { try store.cleanUpInterrupted(census: strays) }
         } catch {
             logger.warning("cleaning up an interrupted deploy: \(error)")
         }
 
-        let plan = Planner.plan(desired: desired, observed: store.observe(memory: memory))
+        let plan = Planner.plan(desired: desired, observed: timings.measure("observe") { store.observe(memory: memory) })
         if plan.clearsPin, let pin = memory.pin {
             logger.info("pin on \(pin.release) released: the desired state changed")
             memory.pin = nil
@@ -295,7 +310,7 @@ public final class Reconciler: @unchecked Sendable {
         switch plan.action {
         case .upToDate:
             status.condition = .converged
-            await prune(store, desired: desired, logger: logger)
+            await timings.measure("prune") { await prune(store, desired: desired, logger: logger) }
         case .contract(let id):
             // Run once the workers are known healthy (below).
             status.condition = .converged
@@ -314,8 +329,10 @@ public final class Reconciler: @unchecked Sendable {
             await prune(store, desired: desired, logger: logger)
         case .deploy(let resolved):
             logger.info("deploying \(resolved.manifest.source.ref) (\(resolved.sourceSHA.prefix(7)))")
-            let (outcome, result) = await Deployment(app: resolved, store: store, agent: deployAgent(logger), manifestsCommit: manifestsCommit,
-                                                     supersededBy: supersededBy, onEvent: onEvent).run()
+            let (outcome, result) = await timings.measure("deploy") {
+                await Deployment(app: resolved, store: store, agent: deployAgent(logger), manifestsCommit: manifestsCommit,
+                                 supersededBy: supersededBy, onEvent: onEvent).run()
+            }
             finished(app, outcome, result: result, status: &status)
             let verdict = OutcomeRules.afterDeploy(result, fingerprint: resolved.spec.fingerprint, release: outcome.release, memory: memory, at: .now)
             (status.condition, status.message, memory) = (verdict.condition, verdict.message, verdict.memory)
@@ -353,8 +370,9 @@ public final class Reconciler: @unchecked Sendable {
             memory.reloadRequested = nil
             memory.workerFailure = nil
         } else if let supervisor = runtime?.supervisor {
-            await superviseWorkers(app, desired: desired, supervisor: supervisor, status: &status,
-                                   memory: &memory, logger: logger)
+            await timings.measure("supervise") {
+                await superviseWorkers(app, desired: desired, supervisor: supervisor, status: &status, memory: &memory, logger: logger)
+            }
         }
         if let pendingContract, case .resolved(let resolved) = desired, status.condition == .converged {
             await contract(resolved, release: pendingContract, status: &status, logger: logger)

@@ -37,7 +37,9 @@ public final class GitRepository {
     }
 
     /// The commit id a reference names (`refs/heads/main`), or nil when there is no such ref.
+    /// A full name (`refs/…`) is looked up as it is; anything else as git's rev-parse reads it.
     public func referenceTarget(_ name: String) throws(GitError) -> String? {
+        if name.hasPrefix("refs/") { return try fullReferenceTarget(name) }
         var object: OpaquePointer?
         let code = git_revparse_single(&object, pointer, name)
         if code == GIT_ENOTFOUND.rawValue { return nil }
@@ -45,6 +47,20 @@ public final class GitRepository {
         defer { git_object_free(object) }
         var commit: OpaquePointer?
         try GitError.check("peeling \(name) to a commit", git_object_peel(&commit, object, GIT_OBJECT_COMMIT))
+        defer { git_object_free(commit) }
+        return Self.hex(git_object_id(commit))
+    }
+
+    /// The commit a full ref name points at, peeled through annotated tags: one lookup, where
+    /// rev-parse tries six spellings of the name (and reads packed-refs for each that is missing).
+    private func fullReferenceTarget(_ name: String) throws(GitError) -> String? {
+        var reference: OpaquePointer?
+        let code = git_reference_lookup(&reference, pointer, name)
+        if code == GIT_ENOTFOUND.rawValue || code == GIT_EINVALIDSPEC.rawValue { return nil }
+        try GitError.check("reading \(name)", code)
+        defer { git_reference_free(reference) }
+        var commit: OpaquePointer?
+        try GitError.check("peeling \(name) to a commit", git_reference_peel(&commit, reference, GIT_OBJECT_COMMIT))
         defer { git_object_free(commit) }
         return Self.hex(git_object_id(commit))
     }

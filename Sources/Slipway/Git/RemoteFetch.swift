@@ -16,9 +16,14 @@ extension GitRepository {
     /// Brings the mirror's refs under `refspecs` (identity mappings like `+refs/heads/*:refs/heads/*`)
     /// to the remote's, over one connection: list the remote's refs first and download only when
     /// a tip moved. Refs the remote deleted are pruned.
+    /// A source on a local path is first asked by reading its refs (`LocalListing`).
     @discardableResult
     public func sync(from url: String, refspecs: [String], access: RemoteAccess) throws(GitError) -> SyncOutcome {
-        try withConnection(to: url, access: access) { (remote, session) throws(GitError) in
+        if let theirs = LocalListing.refs(of: url, under: refspecs), let ours = try? localRefs(under: refspecs), theirs == ours {
+            if let remote = RemoteURL(url) { access.onConnected(remote) }
+            return .unchanged
+        }
+        return try withConnection(to: url, access: access) { (remote, session) throws(GitError) in
             let theirs = try Self.listedRefs(remote).filter { Self.covered($0.key, by: refspecs) }
             if try localRefs(under: refspecs) == theirs { return .unchanged }
             let cStrings = refspecs.map { strdup($0) }

@@ -2,6 +2,13 @@ import Foundation
 import SlipwayCore
 import Synchronization
 
+/// A mirror's handle passed from the prefetch thread that synced it to the pass.
+/// `@unchecked Sendable`: the thread hands it over as its last use of it, and the pass takes it
+/// only after every thread has finished (`group.wait()`), so it is never used by two at once.
+private struct HandedOver: @unchecked Sendable {
+    let repo: GitRepository
+}
+
 extension SourceMirrors {
     /// One mirror brought up to its remote: a new mirror of a local path is first filled the way
     /// `git clone --local` does it (`LocalClone`), after which the sync finds nothing moved.
@@ -32,6 +39,7 @@ extension SourceMirrors {
         let access = self.access
         let next = Atomic<Int>(0)
         let outcomes = Mutex<[String: (Result<Void, GitError>, Duration)]>([:])
+        let opened = Mutex<[String: HandedOver]>([:])
         let group = DispatchGroup()
         for _ in 0..<min(width, jobs.count) {
             group.enter()
@@ -45,6 +53,7 @@ extension SourceMirrors {
                     let outcome: Result<Void, GitError>?
                     do throws(GitError) {
                         let repo = try GitRepository.openMirror(at: job.path)
+                        defer { opened.withLock { $0[job.url] = HandedOver(repo: repo) } }
                         // Every app on it is pinned to a commit the mirror holds: nothing to ask.
                         if !job.commits.contains(""), job.commits.allSatisfy({ repo.hasCommit($0) }) {
                             outcome = nil
@@ -60,6 +69,9 @@ extension SourceMirrors {
             }
         }
         group.wait()
+        // The pass reads each mirror with the handle its sync used (opening one reads three
+        // config files): no thread uses it any more.
+        for (url, handed) in opened.withLock({ $0 }) { adopt(handed.repo, for: url) }
         for (url, (outcome, took)) in outcomes.withLock({ $0 }) {
             fetchedThisPass[url] = outcome
             syncTimes[url] = took

@@ -47,6 +47,11 @@ final class SourceMirrors {
         return repo
     }
 
+    /// Takes `repo` as this pass's handle of the mirror of `url` (one a prefetch thread opened).
+    func adopt(_ repo: GitRepository, for url: String) {
+        if openedThisPass[url] == nil { openedThisPass[url] = repo }
+    }
+
     private func fetchOnce(_ repo: GitRepository, url: String) throws(GitError) {
         if let done = fetchedThisPass[url] { return try done.get() }
         let started = ContinuousClock.now

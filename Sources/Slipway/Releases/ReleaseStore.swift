@@ -22,8 +22,7 @@ public struct ReleaseStore: Sendable {
     }
 
     public func record(_ id: ReleaseID) -> ReleaseRecord? {
-        guard let bytes = FileOps.readFile(layout.release(id) + "/" + Self.recordName) else { return nil }
-        return try? JSONDecoder().decode(ReleaseRecord.self, from: Data(bytes))
+        ReleaseRecordCache.record(at: layout.release(id) + "/" + Self.recordName)
     }
 
     /// The release `current` points at, if it points at one.

@@ -69,8 +69,10 @@ enum FileOps {
     }
 
     /// Writes a file atomically: a temp file beside it, fsync, then rename(2) over the old one.
-    /// `durable: false` skips the fsync, for a file that is only of use while this boot lasts
-    /// (an fsync on a busy disk can take longer than a re-exec has, issue 19).
+    /// `durable: false` skips the fsync, for a file rewritten every pass from what is in memory,
+    /// or of use only while this boot lasts (an fsync on a busy disk can take longer than a
+    /// re-exec has, issue 19): a crash may leave the previous version, or on some filesystems an
+    /// empty file.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = true) throws {
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)

@@ -34,15 +34,26 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable {
         try container.encode(iso8601)
     }
 
-    /// Parses the `compact` form (`20261125T150326Z`), checking every field's range.
+    /// Parses the `compact` form (`20261125T150326Z`), checking every field's range. Read
+    /// straight from the bytes: every release id of every app is parsed on every pass.
     public init?(compact text: String) {
         let bytes = Array(text.utf8)
         guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z") else { return nil }
-        let digits = bytes[0..<8] + bytes[9..<15]
-        guard digits.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-        self.init(iso8601: String(decoding: digits, as: UTF8.self) + "Z")
-        let f = fields
-        guard compact == text, f.month >= 1 else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            var value: Int64 = 0
+            for byte in bytes[from..<(from + count)] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                value = value * 10 + Int64(byte - 0x30)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(4, 2), let day = number(6, 2),
+              let hour = number(9, 2), let minute = number(11, 2), let second = number(13, 2),
+              (1...12).contains(month), day >= 1, hour < 24, minute < 60, second < 60 else { return nil }
+        let days = Self.daysFromCivil(year: year, month: month, day: day)
+        // A day past its month's end (30 February) lands on another date: refused.
+        guard Self.civilFromDays(days) == (year, month, day) else { return nil }
+        self.init(millisecondsSinceEpoch: (days * 86_400 + hour * 3600 + minute * 60 + second) * 1000)
     }
 
     /// Parses what `iso8601` writes (milliseconds optional).

@@ -1,0 +1,41 @@
+import CGit2
+import Foundation
+import SlipwayCore
+
+/// Asking a source on a local path for its refs by reading them: the repository opened with
+/// libgit2's own checks (a repository another account owns is refused, as in a fetch), its refs
+/// listed and resolved to ids, and nothing else. libgit2's local transport answers the same
+/// question with a transport and a second open of the repository, and peels every tag it lists
+/// (a pack index opened and an object read per ref), which made listing 20 unchanged local
+/// sources the largest part of a pass with nothing to do. Only the answer "nothing moved" is
+/// taken from here; anything else (a moved tip, an error) goes the ordinary way, through
+/// `GitRepository.sync`, which also says what went wrong.
+enum LocalListing {
+    /// The refs of the local repository at `url` (a path or `file://` URL) that `refspecs`
+    /// cover, as a remote listing names them (tag refs name the tag object, not its commit);
+    /// nil for any other URL, or when the repository cannot be opened or read.
+    static func refs(of url: String, under refspecs: [String]) -> RemoteRefs? {
+        guard let remote = RemoteURL(url), remote.transport == .local else { return nil }
+        let path = url.hasPrefix("file://") ? String(url.dropFirst(7)) : url
+        var handle: OpaquePointer?
+        guard git_repository_open_ext(&handle, path, UInt32(GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue), nil) == 0 else {
+            git_error_clear()
+            return nil
+        }
+        defer { git_repository_free(handle) }
+        var names = git_strarray()
+        guard git_reference_list(&names, handle) == 0 else { return nil }
+        defer { git_strarray_dispose(&names) }
+        var refs: RemoteRefs = [:]
+        for index in 0..<names.count {
+            guard let raw = names.strings[index] else { continue }
+            let name = String(cString: raw)
+            guard GitRepository.covered(name, by: refspecs) else { continue }
+            var oid = git_oid()
+            // A ref that does not resolve is not listed by the transport either.
+            guard git_reference_name_to_id(&oid, handle, name) == 0 else { continue }
+            refs[name] = GitRepository.hex(&oid)
+        }
+        return refs
+    }
+}

@@ -43,7 +43,8 @@ struct SupervisorMonitorTests {
         let runtime = AgentRuntime(config: sandbox.config)
         let pass = Task { await sandbox.reconciler(runtime: runtime).pass() }
         var app: AppSupervisor?
-        for _ in 0..<200 where app == nil {
+        // The pass reaches the reload after its fetch and build (a minute at most on a loaded CI machine).
+        for _ in 0..<6_000 where app == nil {
             app = await runtime.supervisor.existing(AppName("demo")!)
             try await Task.sleep(for: .milliseconds(10))
         }

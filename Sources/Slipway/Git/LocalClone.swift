@@ -12,26 +12,16 @@ enum LocalClone {
     /// Fills the empty mirror `mirror` from the repository at `source` (a path or file:// URL);
     /// false (and the mirror left empty) when it cannot, so the caller fetches as usual.
     static func fill(_ mirror: GitRepository, from source: String, refspecs: [String]) -> Bool {
-        guard let remote = RemoteURLPath(source), isEmpty(mirror) else { return false }
-        var handle: OpaquePointer?
+        guard let remote = LocalListing.path(of: source), isEmpty(mirror) else { return false }
         // libgit2's own checks apply (a repository another account owns is refused, as in a fetch).
-        guard git_repository_open_ext(&handle, remote, UInt32(GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue), nil) == 0 else { return false }
-        defer { git_repository_free(handle) }
-        guard let gitDir = git_repository_path(handle).map({ String(cString: $0) }) else { return false }
+        let opened = LocalListing.withRepository(at: remote) { handle -> (gitDir: String, refs: [(name: String, oid: git_oid)])? in
+            guard let gitDir = git_repository_path(handle).map({ String(cString: $0) }),
+                  let refs = LocalListing.coveredRefs(handle, under: refspecs) else { return nil }
+            return (gitDir, refs)
+        }
+        guard let (gitDir, refs) = opened ?? nil else { return false }
         let from = (gitDir.hasSuffix("/") ? gitDir : gitDir + "/") + "objects"
         let into = mirror.path + "/objects"
-        var refs: [(String, git_oid)] = []
-        var names = git_strarray()
-        guard git_reference_list(&names, handle) == 0 else { return false }
-        defer { git_strarray_dispose(&names) }
-        for index in 0..<names.count {
-            guard let raw = names.strings[index] else { continue }
-            let name = String(cString: raw)
-            guard GitRepository.covered(name, by: refspecs) else { continue }
-            var oid = git_oid()
-            guard git_reference_name_to_id(&oid, handle, name) == 0 else { continue }
-            refs.append((name, oid))
-        }
         do {
             for folder in try FileManager.default.contentsOfDirectory(atPath: from).sorted() {
                 let isLoose = folder.count == 2 && folder.allSatisfy(\.isHexDigit)
@@ -74,11 +64,6 @@ enum LocalClone {
     }
 
     /// The path of a local source (`/srv/app.git`, `file:///srv/app.git`), nil for any other URL.
-    private static func RemoteURLPath(_ url: String) -> String? {
-        if url.hasPrefix("file://") { return String(url.dropFirst(7)) }
-        return url.hasPrefix("/") ? url : nil
-    }
-
     /// One object file: a hard link when the agent owns it, else a private read-only copy.
     /// Never follows a symlink; anything but a regular file is skipped.
     private static func linkOrCopy(_ source: String, to destination: String) throws {

@@ -15,26 +15,51 @@ enum LocalListing {
     /// cover, as a remote listing names them (tag refs name the tag object, not its commit);
     /// nil for any other URL, or when the repository cannot be opened or read.
     static func refs(of url: String, under refspecs: [String]) -> RemoteRefs? {
-        guard let remote = RemoteURL(url), remote.transport == .local else { return nil }
-        let path = url.hasPrefix("file://") ? String(url.dropFirst(7)) : url
+        guard let remote = RemoteURL(url), remote.transport == .local, let path = path(of: url) else { return nil }
+        return withRepository(at: path) { handle -> RemoteRefs? in
+            guard let covered = coveredRefs(handle, under: refspecs) else { return nil }
+            var refs: RemoteRefs = [:]
+            for (name, oid) in covered {
+                var oid = oid
+                refs[name] = GitRepository.hex(&oid)
+            }
+            return refs
+        } ?? nil
+    }
+
+    /// The path of a local source (`/…` or `file:///…`); nil for any other URL.
+    static func path(of url: String) -> String? {
+        if url.hasPrefix("file://") { return String(url.dropFirst(7)) }
+        return url.hasPrefix("/") ? url : nil
+    }
+
+    /// Runs `body` with the repository at `path` opened with libgit2's own checks (a repository
+    /// another account owns is refused, as in a fetch); nil when it cannot be opened.
+    static func withRepository<T>(at path: String, _ body: (OpaquePointer?) -> T) -> T? {
         var handle: OpaquePointer?
         guard git_repository_open_ext(&handle, path, UInt32(GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue), nil) == 0 else {
             git_error_clear()
             return nil
         }
         defer { git_repository_free(handle) }
+        return body(handle)
+    }
+
+    /// The refs of the open repository that `refspecs` cover, each resolved to its id (a ref
+    /// that does not resolve is left out, as the transport leaves it out); nil when they
+    /// cannot be listed.
+    static func coveredRefs(_ handle: OpaquePointer?, under refspecs: [String]) -> [(name: String, oid: git_oid)]? {
         var names = git_strarray()
         guard git_reference_list(&names, handle) == 0 else { return nil }
         defer { git_strarray_dispose(&names) }
-        var refs: RemoteRefs = [:]
+        var refs: [(name: String, oid: git_oid)] = []
         for index in 0..<names.count {
             guard let raw = names.strings[index] else { continue }
             let name = String(cString: raw)
             guard GitRepository.covered(name, by: refspecs) else { continue }
             var oid = git_oid()
-            // A ref that does not resolve is not listed by the transport either.
             guard git_reference_name_to_id(&oid, handle, name) == 0 else { continue }
-            refs[name] = GitRepository.hex(&oid)
+            refs.append((name, oid))
         }
         return refs
     }

@@ -9,23 +9,9 @@ import SlipwayCore
 /// starting worker.)
 @Suite(.timeLimit(.minutes(2)))
 struct SupervisorMonitorTests {
-    func commitWorkers(_ sandbox: PassSandbox, command: String, port: Int) throws {
-        try sandbox.commitSource(["worker.sh": "#!/bin/sh\n" + command + "\n"])
-        try sandbox.commitManifests(["manifests/demo.yaml": """
-        app: demo
-        source: {repo: \(sandbox.source), ref: main}
-        backend:
-          command: /bin/sh worker.sh
-          instances: 1
-          listen: 127.0.0.1:\(port)
-          ready: {notify: true, timeout: 3s}
-          stop: {signal: SIGTERM, timeout: 2s}
-        """])
-    }
-
     @Test func aFailedFirstStartLeavesAMonitorThatSleeps() async throws {
         let sandbox = try PassSandbox()
-        try commitWorkers(sandbox, command: "exit 3", port: try Self.freePort())
+        try sandbox.commitWorkers(command: "exit 3", port: try PassSandbox.freePort())
         let runtime = AgentRuntime(config: sandbox.config)
         _ = await sandbox.reconciler(runtime: runtime).pass()
         let app = try #require(await runtime.supervisor.existing(AppName("demo")!))
@@ -39,7 +25,7 @@ struct SupervisorMonitorTests {
     @Test func aRolloutWaitingForReadinessLeavesTheMonitorAsleep() async throws {
         let sandbox = try PassSandbox()
         // Never sends READY=1: the rollout holds the app for the whole ready timeout (3 s).
-        try commitWorkers(sandbox, command: "exec sleep 30", port: try Self.freePort())
+        try sandbox.commitWorkers(command: "exec sleep 30", port: try PassSandbox.freePort())
         let runtime = AgentRuntime(config: sandbox.config)
         let pass = Task { await sandbox.reconciler(runtime: runtime).pass() }
         var app: AppSupervisor?
@@ -56,19 +42,5 @@ struct SupervisorMonitorTests {
         #expect(rounds <= 3, "the monitor looked \(rounds) times in 1.5 s while a rollout held the app")
         _ = await pass.value
         await runtime.supervisor.stopAll()
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw SandboxError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

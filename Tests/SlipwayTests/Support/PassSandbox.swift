@@ -63,6 +63,37 @@ final class PassSandbox {
         try commit(files, in: manifests)
     }
 
+    /// Commits a source with `worker.sh` (`command`) and a manifest running one worker of it on
+    /// `port`, ready by READY=1 within `readyTimeout`.
+    func commitWorkers(command: String, port: Int, readyTimeout: String = "3s") throws {
+        try commitSource(["worker.sh": "#!/bin/sh\n" + command + "\n"])
+        try commitManifests(["manifests/demo.yaml": """
+        app: demo
+        source: {repo: \(source), ref: main}
+        backend:
+          command: /bin/sh worker.sh
+          instances: 1
+          listen: 127.0.0.1:\(port)
+          ready: {notify: true, timeout: \(readyTimeout)}
+          stop: {signal: SIGTERM, timeout: 2s}
+        """])
+    }
+
+    /// A TCP port on 127.0.0.1 nothing listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw SandboxError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     func reconciler(runtime: AgentRuntime? = nil) -> Reconciler {
         var logger = Logger(label: "slipway.test")
         logger.logLevel = .critical

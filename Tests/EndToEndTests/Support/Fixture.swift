@@ -185,7 +185,12 @@ final class Fixture {
     @discardableResult
     func waitUntil(seconds: Double = 30, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
-        while !condition() && Date() < deadline { usleep(20_000) }
+        // The answer is the look that saw it hold: a state that lasts a moment (a worker in a
+        // 100 ms backoff) must not be looked at a second time and missed.
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
         return condition()
     }
 

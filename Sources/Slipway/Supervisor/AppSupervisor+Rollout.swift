@@ -11,11 +11,20 @@ extension AppSupervisor {
     func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
         await exclusively {
             startMonitor()
-            let previous = self.target
+            // Workers taken over from the agent's previous image (issue 19) run with no target
+            // yet: when they run this generation, it is what a failed start goes back to, so
+            // a slot that fails to start never stops them.
+            let previous = self.target ?? (slots.values.contains { $0.running?.generation == target.id } ? target : nil)
             let result = await rollout(to: target, force: force)
             metrics.rolloutFinished(app: app, stage: .reload, succeeded: result.succeeded)
             if case .failed(let stage, let reason) = result {
                 await revert(to: previous, from: target, after: "\(stage) failed: \(reason)")
+                // Taken-over workers of this generation: the monitor looks after them (crash
+                // restarts, memory) as the previous image's did.
+                if self.target == nil, previous?.id == target.id {
+                    self.target = target
+                    fallback = .keep
+                }
                 // Orphans of a killed agent go once workers of ours serve: never more than `instances`.
                 if slots.values.contains(where: { $0.running != nil }) {
                     await stopOrphans(timeout: target.workers.stop.timeout, signal: target.workers.stop.signal.number)

@@ -16,12 +16,23 @@ extension GitRepository {
     /// Brings the mirror's refs under `refspecs` (identity mappings like `+refs/heads/*:refs/heads/*`)
     /// to the remote's, over one connection: list the remote's refs first and download only when
     /// a tip moved. Refs the remote deleted are pruned.
-    /// A source on a local path is first asked by reading its refs (`LocalListing`).
+    /// A source on a local path is first asked by reading its refs (`LocalListing`), and a tip
+    /// that moved there is fetched by copying its new objects (`LocalFetch`).
     @discardableResult
     public func sync(from url: String, refspecs: [String], access: RemoteAccess) throws(GitError) -> SyncOutcome {
-        if let theirs = LocalListing.refs(of: url, under: refspecs), let ours = try? localRefs(under: refspecs), theirs == ours {
-            if let remote = RemoteURL(url) { access.onConnected(remote) }
-            return .unchanged
+        if let theirs = LocalListing.refs(of: url, under: refspecs), let ours = try? localRefs(under: refspecs) {
+            if theirs == ours {
+                if let remote = RemoteURL(url) { access.onConnected(remote) }
+                return .unchanged
+            }
+            // A tip moved: its new objects copied, no pack built (anything else: the transport).
+            if LocalFetch.update(self, from: url, refspecs: refspecs) {
+                if let remote = RemoteURL(url) {
+                    access.onConnected(remote)
+                    access.onFetched(remote)
+                }
+                return .fetched
+            }
         }
         return try withConnection(to: url, access: access) { (remote, session) throws(GitError) in
             let theirs = try Self.listedRefs(remote).filter { Self.covered($0.key, by: refspecs) }

@@ -15,6 +15,8 @@ struct SlipwayCommand: AsyncParsableCommand {
             print(Reexec.handoverCheckAnswer)
             return
         }
+        // The agent reads git from its first step: libgit2's init (the CA bundle) overlaps the parsing.
+        if CommandLine.arguments.dropFirst().first == "agent" { LibGit2.initialiseInBackground() }
         await main(nil)
     }
 

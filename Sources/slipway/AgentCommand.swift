@@ -56,7 +56,9 @@ struct AgentCommand: AsyncParsableCommand {
                     let lines = result.unsettled.map { "  \($0.app): \($0.reason.replacingOccurrences(of: "\n", with: "\n    "))" }
                     throw CLIError("not converged:\n" + lines.joined(separator: "\n"))
                 }
-                return
+                // Nothing is left to run: the process ends here, not after the async main's hop
+                // back to the main thread (a thread started only to exit, 1 to 5 ms).
+                Foundation.exit(0)
             }
             logger.info("agent starting", metadata: ["host": "\(config.host)", "manifests": "\(config.manifests.repo)",
                                                      "branch": "\(config.manifests.branch)", "pid": "\(getpid())"])

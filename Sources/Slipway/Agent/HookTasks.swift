@@ -24,9 +24,13 @@ public final class HookTasks: Sendable {
         }
     }
 
-    /// Waits for every hook running now (each is bounded by its timeout).
-    func waitForAll() async {
-        for task in running.withLock({ Array($0.tasks.values) }) { await task.value }
+    /// Waits for every hook running now (each is bounded by its timeout); whether any hook was
+    /// ever fired here.
+    @discardableResult
+    func waitForAll() async -> Bool {
+        let (fired, tasks) = running.withLock { ($0.next > 0, Array($0.tasks.values)) }
+        for task in tasks { await task.value }
+        return fired
     }
 
     /// Stops the hooks running now (their commands get SIGTERM, then SIGKILL) and waits for them.

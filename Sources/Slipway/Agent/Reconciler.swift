@@ -434,7 +434,7 @@ public final class Reconciler: @unchecked Sendable {
 
     /// Waits for on_deploy hooks still running (each is bounded by its timeout).
     public func waitForHooks() async {
-        await hooks.waitForAll()
-        try? metrics.write(stateDir: config.stateDir)
+        // Their outcomes are metrics: written again only when hooks were fired.
+        if await hooks.waitForAll() { try? metrics.write(stateDir: config.stateDir) }
     }
 }

@@ -15,8 +15,22 @@ struct SlipwayCommand: AsyncParsableCommand {
             print(Reexec.handoverCheckAnswer)
             return
         }
-        // The agent reads git from its first step: libgit2's init (the CA bundle) overlaps the parsing.
-        if CommandLine.arguments.dropFirst().first == "agent" { LibGit2.initialiseInBackground() }
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "agent" {
+            // The agent reads git from its first step: libgit2's init (the CA bundle) overlaps the parsing.
+            LibGit2.initialiseInBackground()
+            // `agent …` parsed as a command of its own: the whole tree of subcommands is not
+            // built for it (4 to 5 ms of `agent --once`). Help, errors and anything it does not
+            // take go the ordinary way below, so they read exactly as they always do.
+            if let command = try? AgentCommand.parse(Array(arguments.dropFirst())) {
+                do {
+                    try await command.run()
+                } catch {
+                    AgentCommand.exit(withError: error)
+                }
+                return
+            }
+        }
         await main(nil)
     }
 

@@ -66,31 +66,36 @@ struct TreeExporter {
 
     private func walk(_ tree: GitTree, folder: Int, relative: String, placing: Placing, batch: inout [FileEntry],
                       summary: inout Summary) throws {
+        // The folder's own path, looked up once for its directories and symlinks.
+        var here: String?
         for index in 0..<git_tree_entrycount(tree.pointer) {
             guard let entry = git_tree_entry_byindex(tree.pointer, index) else { continue }
             let name = String(cString: git_tree_entry_name(entry))
             guard name != ".", name != "..", name != ".git", !name.utf8.contains(UInt8(ascii: "/")), !name.isEmpty else {
                 throw GitError(operation: "exporting", message: "the tree holds an entry named '\(name)' at '\(relative)', which is never exported", code: -1)
             }
-            let oid = git_tree_entry_id(entry).pointee
-            let path = relative.isEmpty ? name : relative + "/" + name
-            switch git_tree_entry_filemode(entry) {
-            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+            let mode = git_tree_entry_filemode(entry)
+            if mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE {
                 summary.files += 1
-                batch.append(FileEntry(folder: folder, name: name, oid: oid, executable: git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE))
+                batch.append(FileEntry(folder: folder, name: name, oid: git_tree_entry_id(entry).pointee, executable: mode == GIT_FILEMODE_BLOB_EXECUTABLE))
                 if batch.count == Self.batchSize {
                     try placing.dispatch(batch)
                     batch.removeAll(keepingCapacity: true)
                 }
+                continue
+            }
+            let oid = git_tree_entry_id(entry).pointee
+            let path = relative.isEmpty ? name : relative + "/" + name
+            if here == nil { here = placing.folders.path(folder) }
+            let full = here! + "/" + name
+            switch mode {
             case GIT_FILEMODE_TREE:
-                let full = placing.folders.path(folder) + "/" + name
                 guard mkdir(full, 0o755) == 0 else { throw SystemError("creating directory", path: full) }
                 summary.directories += 1
                 let child = placing.folders.add(full, relative: path)
                 try walk(tree.lookup(oid, describing: path), folder: child, relative: path, placing: placing, batch: &batch, summary: &summary)
             case GIT_FILEMODE_LINK:
                 let target = try repository.blobBytes(oid, maxBytes: 4096, describing: path)
-                let full = placing.folders.path(folder) + "/" + name
                 guard symlink(String(decoding: target, as: UTF8.self), full) == 0 else { throw SystemError("creating symlink", path: full) }
                 summary.symlinks += 1
             case GIT_FILEMODE_COMMIT:

@@ -118,12 +118,31 @@ struct ObjectStore {
     }
 
     private func writeReadOnly(_ bytes: UnsafeRawBufferPointer, in destination: Destination, executable: Bool) throws {
-        let fd = openat(destination.folder, destination.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let mode: mode_t = executable ? 0o555 : 0o444
+        // Made with its final mode where the umask keeps it (the fd is writable all the same, and
+        // only the agent can reach the staging folder): one system call a file less on a first
+        // deploy of 5,000. Under another umask, fchmod sets it exactly.
+        let fd = openat(destination.folder, destination.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        Self.umaskKeeps(mode) ? mode : 0o600)
         guard fd >= 0 else { throw SystemError("writing", path: destination.path) }
         defer { close(fd) }
         try FileOps.writeAll(fd, bytes, path: destination.path)
-        guard fchmod(fd, executable ? 0o555 : 0o444) == 0 else { throw SystemError("setting the mode of", path: destination.path) }
+        if !Self.umaskKeeps(mode) {
+            guard fchmod(fd, mode) == 0 else { throw SystemError("setting the mode of", path: destination.path) }
+        }
     }
+
+    /// Whether the process's umask leaves `mode` as it is (read from /proc: setting the umask to
+    /// learn it would race with the other threads' creates).
+    private static func umaskKeeps(_ mode: mode_t) -> Bool { mode & processUmask == 0 }
+
+    private static let processUmask: mode_t = {
+        guard let status = FileOps.readFile("/proc/self/status") else { return 0o777 }
+        for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Umask:") {
+            return mode_t(line.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) ?? 0o777
+        }
+        return 0o777
+    }()
 
     /// Deletes objects no release links to any more (link count 1: only the store holds them).
     /// The store's 256 folders are looked through side by side, one thread per core.

@@ -1,5 +1,7 @@
 import CGit2
+import Dispatch
 import Foundation
+import Synchronization
 
 /// The cold path for a source on a local path, the way `git clone --local` does it: the source's
 /// object files are hard-linked into the new mirror (copied where they belong to another account,
@@ -23,14 +25,24 @@ enum LocalClone {
         let from = (gitDir.hasSuffix("/") ? gitDir : gitDir + "/") + "objects"
         let into = mirror.path + "/objects"
         do {
-            for folder in try FileManager.default.contentsOfDirectory(atPath: from).sorted() {
-                let isLoose = folder.count == 2 && folder.allSatisfy(\.isHexDigit)
-                guard isLoose || folder == "pack" else { continue }
-                try FileOps.makeDirectory(into + "/" + folder)
-                for name in try FileManager.default.contentsOfDirectory(atPath: from + "/" + folder) where !name.hasPrefix("tmp") {
-                    try linkOrCopy(from + "/" + folder + "/" + name, to: into + "/" + folder + "/" + name)
+            let folders = try FileManager.default.contentsOfDirectory(atPath: from).sorted().filter { folder in
+                (folder.count == 2 && folder.allSatisfy(\.isHexDigit)) || folder == "pack"
+            }
+            // The folders side by side, one thread per core (a repository of 5,000 loose objects
+            // is 5,000 links: the kernel's work, which two cores do in about half the time).
+            let failed = Mutex<(any Error)?>(nil)
+            DispatchQueue.concurrentPerform(iterations: folders.count) { index in
+                let folder = folders[index]
+                do {
+                    try FileOps.makeDirectory(into + "/" + folder)
+                    for name in try FileManager.default.contentsOfDirectory(atPath: from + "/" + folder) where !name.hasPrefix("tmp") {
+                        try linkOrCopy(from + "/" + folder + "/" + name, to: into + "/" + folder + "/" + name)
+                    }
+                } catch {
+                    failed.withLock { $0 = $0 ?? error }
                 }
             }
+            if let error = failed.withLock({ $0 }) { throw error }
             if let alternates = FileOps.readFile(from + "/info/alternates") {
                 // Relative entries are relative to the source's objects folder: written absolute.
                 let lines = String(decoding: alternates, as: UTF8.self).split(separator: "\n").map { line in

@@ -4,6 +4,21 @@ import Testing
 /// The commands an operator runs: rollback, releases, status, validate, and the agent itself.
 @Suite(.timeLimit(.minutes(5)))
 struct OperatorTests {
+    /// `slipway agent …` is parsed as a command of its own (issue 20: 4 to 5 ms of every
+    /// `agent --once`); its help and its errors still read as the whole command line's do.
+    @Test func theAgentsHelpAndErrorsNameTheWholeCommand() throws {
+        let help = try Fixture.run(Fixture.binary, ["agent", "--help"], timeout: 30)
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("USAGE: slipway agent"), "\(help.output)")
+        let unknown = try Fixture.run(Fixture.binary, ["agent", "--bogus"], timeout: 30)
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.contains("Unknown option '--bogus'"))
+        #expect(unknown.stderr.contains("Usage: slipway agent"), "\(unknown.output)")
+        let missing = try Fixture.run(Fixture.binary, ["agent", "--once", "--config", "/nonexistent/agent.yaml"], timeout: 30)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("/nonexistent/agent.yaml"), "\(missing.output)")
+    }
+
     @Test func rollbackSwitchesBackAndPinsUntilTheManifestChanges() throws {
         let f = try Fixture()
         let one = try f.commitSource(["index.html": "one"])

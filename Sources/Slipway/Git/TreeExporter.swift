@@ -137,8 +137,9 @@ private final class Placing: @unchecked Sendable {
     let mirrorPath: String
     private let threads: Int
     private let group = DispatchGroup()
-    /// Batches waiting, and whether the walk has ended.
-    private let queue = Mutex<(batches: [[TreeExporter.FileEntry]], closed: Bool)>(([], false))
+    /// Batches waiting. Each is signalled on `waiting` once appended; at the end one signal
+    /// more per thread finds the queue empty, and that thread ends.
+    private let queue = Mutex<[[TreeExporter.FileEntry]]>([])
     private let waiting = DispatchSemaphore(value: 0)
     /// At most two batches a thread wait: the walk pauses there, so memory stays bounded.
     private let room: DispatchSemaphore
@@ -163,7 +164,7 @@ private final class Placing: @unchecked Sendable {
         }
         dispatched += 1
         room.wait()
-        queue.withLock { $0.batches.append(batch) }
+        queue.withLock { $0.append(batch) }
         waiting.signal()
     }
 
@@ -174,7 +175,7 @@ private final class Placing: @unchecked Sendable {
             var reader: GitRepository?
             while true {
                 waiting.wait()
-                guard let batch = queue.withLock({ $0.batches.isEmpty ? nil : $0.batches.removeFirst() }) else { return }
+                guard let batch = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return }
                 defer { room.signal() }
                 if outcomes.withLock({ $0.error != nil }) { continue }
                 var stats = ObjectStore.Stats()
@@ -196,7 +197,6 @@ private final class Placing: @unchecked Sendable {
     func finish() throws -> ObjectStore.Stats {
         if dispatched > 0 {
             // One wake-up per thread with the queue empty: each ends.
-            queue.withLock { $0.closed = true }
             for _ in 0..<threads { waiting.signal() }
             group.wait()
         }

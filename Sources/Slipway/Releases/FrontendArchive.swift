@@ -26,9 +26,14 @@ struct FrontendArchive {
             try linkTree(from: layout.release(id) + "/frontend", to: building)
         }
         try FileOps.writeAtomically(Array(list.utf8), to: building + "/" + Self.marker)
+        let previous = (try? FileManager.default.destinationOfSymbolicLink(atPath: layout.frontendArchive))
+            .map { String($0.split(separator: "/").last ?? "") }
         try FileOps.replaceSymlink(at: layout.frontendArchive, pointingTo: ".slipway/archive/" + name)
-        // Older trees: nginx resolves the symlink per request, so nothing points at them any more.
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: layout.archives)) ?? [] where entry != name {
+        // Older trees: nginx resolves the symlink per request, so only a request already on its way
+        // (a try_files stat, then its open) may still be in the tree just replaced: that one stays
+        // until the next refresh (deleting it at once made such a request a 404, seen under load in
+        // NginxTests: 1 asset in 31,120). Every tree before it goes.
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: layout.archives)) ?? [] where entry != name && entry != previous {
             try? SafeTree.remove(layout.archives + "/" + entry)
         }
     }

@@ -161,6 +161,19 @@ class Naive:
         self.proc.wait()
 
 
+
+def app_accounts():
+    """The `slipway-*` accounts there are now (the agent makes one per app it runs)."""
+    import pwd
+    return {entry.pw_name for entry in pwd.getpwall() if entry.pw_name.startswith("slipway-")}
+
+
+def remove_accounts(before):
+    """Removes the app accounts this run's agents made (those that were not there before it)."""
+    for name in sorted(app_accounts() - before):
+        subprocess.run(["userdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["groupdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -171,6 +184,7 @@ def main():
     ap.add_argument("--slipway", help="a slipway binary (default: build this checkout, release)")
     ap.add_argument("--baseline", help="another slipway binary run side by side (its own agent and port)")
     args = ap.parse_args()
+    accounts = app_accounts()
 
     subprocess.run([os.path.join(ROOT, "scripts/install-deps")], check=True)
     slipway = args.slipway
@@ -252,6 +266,7 @@ def main():
             except Exception as error:
                 print(f"stopping {type(thing).__name__}: {error}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
+        remove_accounts(accounts)
 
 
 if __name__ == "__main__":

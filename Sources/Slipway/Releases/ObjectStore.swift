@@ -96,20 +96,12 @@ struct ObjectStore {
 
     /// The folder an object id belongs in, as a number (`3f…` → 63).
     static func prefix(of oid: String) -> Int {
-        Int(oid.utf8.prefix(2).reduce(0) { $0 * 16 + nibble($1) })
+        Int(oid.prefix(2), radix: 16) ?? 0
     }
 
-    private static func nibble(_ c: UInt8) -> Int {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(c - UInt8(ascii: "a") + 10)
-        default: 0
-        }
-    }
-
+    /// A folder's name from its number (63 → `3f`).
     private static func hexByte(_ value: Int) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[value >> 4], digits[value & 15]])
+        (value < 16 ? "0" : "") + String(value, radix: 16)
     }
 
     private func objectPath(oid: String, executable: Bool) -> String {

@@ -1,5 +1,6 @@
 import CGit2
 import Foundation
+import SlipwayCore
 
 /// The warm path for a source on a local path: when a tip moved, the objects the mirror lacks
 /// are copied from the source's object database one by one (read, hash checked, written), the
@@ -21,28 +22,32 @@ enum LocalFetch {
         var bytes = 32 << 20
     }
 
-    /// Brings `mirror`'s refs under `refspecs` to the local source at `url`'s; false when it does
-    /// not apply or cannot (not a local path, too much to copy, an object unreadable): the
-    /// caller then fetches through the transport, which also says what went wrong.
-    static func update(_ mirror: GitRepository, from url: String, refspecs: [String], limits: Limits = Limits()) -> Bool {
-        guard let path = LocalListing.path(of: url) else { return false }
-        let done = LocalListing.withRepository(at: path) { source -> Bool in
-            guard let theirs = LocalListing.coveredRefs(source, under: refspecs) else { return false }
+    /// Brings `mirror`'s refs under `refspecs` to the local source at `url`'s, with one open of
+    /// the source: `.unchanged` when its refs are the mirror's (`LocalListing`), `.fetched` once
+    /// the new objects are copied and the refs set; nil when it does not apply or cannot (not a
+    /// local path, too much to copy, an object unreadable): the caller then fetches through the
+    /// transport, which also says what went wrong.
+    static func sync(_ mirror: GitRepository, from url: String, refspecs: [String], limits: Limits = Limits()) -> SyncOutcome? {
+        guard RemoteURL(url)?.transport == .local, let path = LocalListing.path(of: url),
+              let ours = try? mirror.localRefs(under: refspecs) else { return nil }
+        let outcome = LocalListing.withRepository(at: path) { source -> SyncOutcome? in
+            guard let theirs = LocalListing.coveredRefs(source, under: refspecs) else { return nil }
+            if LocalListing.ids(theirs) == ours { return .unchanged }
             var sourceObjects: OpaquePointer?, mirrorObjects: OpaquePointer?
-            guard git_repository_odb(&sourceObjects, source) == 0 else { return false }
+            guard git_repository_odb(&sourceObjects, source) == 0 else { return nil }
             defer { git_odb_free(sourceObjects) }
-            guard git_repository_odb(&mirrorObjects, mirror.pointer) == 0 else { return false }
+            guard git_repository_odb(&mirrorObjects, mirror.pointer) == 0 else { return nil }
             defer { git_odb_free(mirrorObjects) }
             guard let missing = missingObjects(from: theirs.map(\.oid), source: source, sourceObjects: sourceObjects,
                                                  in: mirrorObjects, limits: limits)
-            else { return false }
+            else { return nil }
             for oid in missing {
-                guard copy(oid, from: sourceObjects, to: mirrorObjects) else { return false }
+                guard copy(oid, from: sourceObjects, to: mirrorObjects) else { return nil }
             }
-            return setRefs(of: mirror, to: theirs, under: refspecs)
+            return setRefs(of: mirror, to: theirs, from: ours) ? .fetched : nil
         }
         git_error_clear()
-        return done ?? false
+        return outcome ?? nil
     }
 
     /// Every object reachable from `tips` that `mirror` lacks, children before the objects that
@@ -113,8 +118,7 @@ enum LocalFetch {
 
     /// The mirror's refs under `refspecs` made the source's: moved and new ones set, ones the
     /// source no longer has removed (as a fetch with prune does).
-    private static func setRefs(of mirror: GitRepository, to theirs: [(name: String, oid: git_oid)], under refspecs: [String]) -> Bool {
-        guard let ours = try? mirror.localRefs(under: refspecs) else { return false }
+    private static func setRefs(of mirror: GitRepository, to theirs: [(name: String, oid: git_oid)], from ours: RemoteRefs) -> Bool {
         for (name, oid) in theirs {
             var oid = oid
             if ours[name] == GitRepository.hex(&oid) { continue }

@@ -7,24 +7,16 @@ import SlipwayCore
 /// listed and resolved to ids, and nothing else. libgit2's local transport answers the same
 /// question with a transport and a second open of the repository, and peels every tag it lists
 /// (a pack index opened and an object read per ref), which made listing 20 unchanged local
-/// sources the largest part of a pass with nothing to do. Only the answer "nothing moved" is
-/// taken from here; anything else (a moved tip, an error) goes the ordinary way, through
-/// `GitRepository.sync`, which also says what went wrong.
+/// sources the largest part of a pass with nothing to do. `LocalFetch` takes "nothing moved"
+/// from here, and copies what a moved tip needs; anything else (an error, a large push) goes
+/// the ordinary way, through libgit2's transport, which also says what went wrong.
 enum LocalListing {
     /// The refs of the local repository at `url` (a path or `file://` URL) that `refspecs`
     /// cover, as a remote listing names them (tag refs name the tag object, not its commit);
     /// nil for any other URL, or when the repository cannot be opened or read.
     static func refs(of url: String, under refspecs: [String]) -> RemoteRefs? {
         guard let remote = RemoteURL(url), remote.transport == .local, let path = path(of: url) else { return nil }
-        return withRepository(at: path) { handle -> RemoteRefs? in
-            guard let covered = coveredRefs(handle, under: refspecs) else { return nil }
-            var refs: RemoteRefs = [:]
-            for (name, oid) in covered {
-                var oid = oid
-                refs[name] = GitRepository.hex(&oid)
-            }
-            return refs
-        } ?? nil
+        return withRepository(at: path) { handle in coveredRefs(handle, under: refspecs).map(ids) } ?? nil
     }
 
     /// The path of a local source (`/…` or `file:///…`); nil for any other URL.
@@ -43,6 +35,16 @@ enum LocalListing {
         }
         defer { git_repository_free(handle) }
         return body(handle)
+    }
+
+    /// Refs as a listing names them: ref name → object id (hex).
+    static func ids(_ covered: [(name: String, oid: git_oid)]) -> RemoteRefs {
+        var refs: RemoteRefs = [:]
+        for (name, oid) in covered {
+            var oid = oid
+            refs[name] = GitRepository.hex(&oid)
+        }
+        return refs
     }
 
     /// The refs of the open repository that `refspecs` cover, each resolved to its id (a ref

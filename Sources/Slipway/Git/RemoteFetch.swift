@@ -20,19 +20,11 @@ extension GitRepository {
     /// that moved there is fetched by copying its new objects (`LocalFetch`).
     @discardableResult
     public func sync(from url: String, refspecs: [String], access: RemoteAccess) throws(GitError) -> SyncOutcome {
-        if let theirs = LocalListing.refs(of: url, under: refspecs), let ours = try? localRefs(under: refspecs) {
-            if theirs == ours {
-                if let remote = RemoteURL(url) { access.onConnected(remote) }
-                return .unchanged
-            }
-            // A tip moved: its new objects copied, no pack built (anything else: the transport).
-            if LocalFetch.update(self, from: url, refspecs: refspecs) {
-                if let remote = RemoteURL(url) {
-                    access.onConnected(remote)
-                    access.onFetched(remote)
-                }
-                return .fetched
-            }
+        // A local source: nothing moved, or its new objects copied, no pack built (anything else: the transport).
+        if let outcome = LocalFetch.sync(self, from: url, refspecs: refspecs), let remote = RemoteURL(url) {
+            access.onConnected(remote)
+            if outcome == .fetched { access.onFetched(remote) }
+            return outcome
         }
         return try withConnection(to: url, access: access) { (remote, session) throws(GitError) in
             let theirs = try Self.listedRefs(remote).filter { Self.covered($0.key, by: refspecs) }
@@ -132,18 +124,7 @@ extension GitRepository {
 
     /// The mirror's refs that `refspecs` write to (they map names to themselves).
     func localRefs(under refspecs: [String]) throws(GitError) -> RemoteRefs {
-        var names = git_strarray()
-        try GitError.check("listing the mirror's refs", git_reference_list(&names, pointer))
-        defer { git_strarray_dispose(&names) }
-        var refs: RemoteRefs = [:]
-        for index in 0..<names.count {
-            guard let raw = names.strings[index] else { continue }
-            let name = String(cString: raw)
-            guard Self.covered(name, by: refspecs) else { continue }
-            var oid = git_oid()
-            guard git_reference_name_to_id(&oid, pointer, name) == 0 else { continue }
-            refs[name] = Self.hex(&oid)
-        }
+        guard let refs = LocalListing.coveredRefs(pointer, under: refspecs).map(LocalListing.ids) else { throw GitError.last("listing the mirror's refs", code: -1) }
         return refs
     }
 }

@@ -240,11 +240,3 @@ private final class Placing: @unchecked Sendable {
         return folder.isEmpty ? file.name : folder + "/" + file.name
     }
 }
-
-extension ObjectStore.Stats {
-    mutating func add(_ other: Self) {
-        linked += other.linked
-        written += other.written
-        bytesWritten += other.bytesWritten
-    }
-}

@@ -16,6 +16,12 @@ struct ObjectStore {
         var linked = 0
         var written = 0
         var bytesWritten = 0
+
+        mutating func add(_ other: Self) {
+            linked += other.linked
+            written += other.written
+            bytesWritten += other.bytesWritten
+        }
     }
 
     /// The store's folders (`ab/` of object `abcd…`), each opened once for an export and shared

@@ -16,9 +16,10 @@ every row alike):
      HUPs (each waits until every worker was replaced);
   5. naive: the same server.js as one process on its own port, restarted `reloads` times the way
      a hand-written script does it (SIGINT, wait for the exit, start it again, wait for the port).
-Prints one table: per row the medians over the rounds of p50/p99/max, the failures summed, and
+Prints one table: per row the medians over the rounds of p50/p99/max, the failures summed,
 p99 against its own steady state (Slipway's rows against the Slipway steady row, gunicorn's HUP
-against gunicorn steady).
+against gunicorn steady), and how long one reload took (the command's wall time: a rollout whose
+new workers start at a low priority on a saturated host takes longer, by design).
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -224,10 +225,15 @@ def main():
 
         def reloading(port, reload):
             load = Load(port, args.threads, scratch)
+            took = []
             for _ in range(args.reloads):
+                started = time.perf_counter()
                 reload()
+                took.append(time.perf_counter() - started)
                 time.sleep(0.5)
-            return load.finish()
+            result = load.finish()
+            result["reload_s"] = statistics.median(took)
+            return result
 
         segments = [("steady state (no reload)", lambda: steady(slip.port)),
                     (f"Slipway rolling reload x{args.reloads}, {args.instances} workers", lambda: reloading(slip.port, slip.reload))]
@@ -248,13 +254,15 @@ def main():
         steady_name, guni_steady = segments[0][0], f"gunicorn steady, {args.instances} workers"
         print(f"\nRolling reload under load ({args.threads} client threads, half keep-alive): medians over {args.rounds} rounds, "
               f"segments interleaved in each round, {os.cpu_count()} cores")
-        print(f"{'row':<44} {'requests':>9} {'failed':>7} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} {'p99/steady':>11}")
+        print(f"{'row':<44} {'requests':>9} {'failed':>7} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} {'p99/steady':>11} {'reload s':>9}")
         for name, _ in segments:
             reference = guni_steady if name.startswith("gunicorn") else steady_name
             requests = sum(r["requests"] for r in results[name])
             failed = sum(r["failed"] for r in results[name])
             ratio = med(name, "p99_ms") / med(reference, "p99_ms")
-            print(f"{name:<44} {requests:>9} {failed:>7} {med(name, 'p50_ms'):>7.2f} {med(name, 'p99_ms'):>8.2f} {med(name, 'max_ms'):>8.2f} {ratio:>10.2f}x")
+            took = [r["reload_s"] for r in results[name] if "reload_s" in r]
+            reload_s = f"{statistics.median(took):>9.2f}" if took else f"{'-':>9}"
+            print(f"{name:<44} {requests:>9} {failed:>7} {med(name, 'p50_ms'):>7.2f} {med(name, 'p99_ms'):>8.2f} {med(name, 'max_ms'):>8.2f} {ratio:>10.2f}x {reload_s}")
         for name, _ in segments:
             errors = [e for r in results[name] for e in r["errors"]]
             if errors:

@@ -114,10 +114,12 @@ actor AppSupervisor {
         if let containment { argv = containment.wrap(argv) }
         if startingLow { argv = StartPriority.wrap(argv, containment: containment) }
         do {
-            return try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
-                                                 listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,
-                                                 generation: target.id, release: target.generation.release,
-                                                 display: target.workers.command, containment: containment, changes: changes))
+            let worker = try WorkerProcess.start(.init(argv: argv, environment: environment, directory: target.directory,
+                                                       listener: listener?.fd, ownSocket: own, notify: notify, log: log, slot: slot,
+                                                       generation: target.id, release: target.generation.release,
+                                                       display: target.workers.command, containment: containment, changes: changes))
+            if startingLow { StartPriority.lowerSession(pid: worker.pid) }
+            return worker
         } catch {
             notify?.close()
             own?.close()

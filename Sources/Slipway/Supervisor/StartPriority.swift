@@ -9,6 +9,12 @@ import Foundation
 /// weight goes back to 100, and every thread of every process in the worker's tree still at
 /// nice 10 goes back to 0 (Linux's nice is per thread, and Node starts its threads while it
 /// boots). A thread the app set to another nice itself is left as it is.
+///
+/// Where the kernel groups processes by session (`sched_autogroup`, on in Debian's kernels),
+/// CPU time is shared between sessions first and a thread's nice only counts against threads of
+/// its own session; every worker is a session of its own (`setsid` at spawn), so its nice alone
+/// would change nothing against the workers serving. Its session's nice
+/// (`/proc/<pid>/autogroup`) goes to 10 too, and back to 0 on ready.
 enum StartPriority {
     static let startingNice: Int32 = 10
     static let startingWeight = 10
@@ -22,9 +28,24 @@ enum StartPriority {
         return ["/usr/bin/nice", "-n", "\(startingNice)"] + argv
     }
 
-    /// The worker `pid` is ready: its cgroup's weight and its tree's threads back to normal.
+    /// The worker `pid` (a session leader, our unreaped child: the pid names it until we wait
+    /// for it) has just started: its session's share of the CPU goes down with its nice.
+    static func lowerSession(pid: pid_t) {
+        _ = write("\(startingNice)", to: "/proc/\(pid)/autogroup")
+    }
+
+    /// The nice of `pid`'s session (`/autogroup-17 nice 10`), nil without autogroups.
+    static func sessionNice(of pid: pid_t) -> Int32? {
+        guard let bytes = FileOps.readFile("/proc/\(pid)/autogroup"),
+              let last = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace).last else { return nil }
+        return Int32(last)
+    }
+
+    /// The worker `pid` is ready: its cgroup's weight, its session's nice and its tree's threads
+    /// back to normal.
     static func restore(pid: pid_t) {
         if let directory = cgroupDirectory(of: pid) { _ = write("\(normalWeight)", to: directory + "/cpu.weight") }
+        if sessionNice(of: pid) == startingNice { _ = write("0", to: "/proc/\(pid)/autogroup") }
         for process in tree(of: pid) {
             guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/task") else { continue }
             for thread in threads.compactMap({ id_t($0) }) {

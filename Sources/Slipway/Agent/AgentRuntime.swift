@@ -12,6 +12,8 @@ public final class AgentRuntime: Sendable {
     public let supervisor: Supervisor
     /// `on_deploy` hooks still running; the hook service stops them on shutdown.
     public let hooks = HookTasks()
+    /// Pruned releases being deleted after the passes that pruned them.
+    public let trash = TrashCollector()
     let wakeups: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
     private let announced = Mutex<Announcement?>(nil)

@@ -40,6 +40,8 @@ public final class Reconciler: @unchecked Sendable {
     private var strays = StaleBuilds.Census()
     /// on_deploy hooks still running: the running agent's, or this process's own.
     let hooks: HookTasks
+    /// Pruned releases being deleted: the running agent's, or this process's own.
+    let trash: TrashCollector
     /// Where this pass's time goes (the debug line that ends each pass).
     var timings = PassTimings()
 
@@ -48,6 +50,7 @@ public final class Reconciler: @unchecked Sendable {
         self.metrics = metrics
         self.runtime = runtime
         self.hooks = runtime?.hooks ?? HookTasks()
+        self.trash = runtime?.trash ?? TrashCollector()
         self.onEvent = { [events = runtime?.events] event in events?.publish(event) }
         self.config = config
         self.logger = logger
@@ -291,6 +294,8 @@ public final class Reconciler: @unchecked Sendable {
             status.declaredSHA = resolved.sourceSHA
             status.desiredFingerprint = resolved.spec.fingerprint
         }
+        // The pruned releases of this app's last deploy may still be going (TrashCollector).
+        await trash.idle(store)
         do {
             try timings.measure("cleanup") { try store.cleanUpInterrupted(census: strays) }
         } catch {
@@ -385,7 +390,8 @@ public final class Reconciler: @unchecked Sendable {
     private func prune(_ store: ReleaseStore, desired: DesiredApp, logger: Logger) async {
         guard case .resolved(let app) = desired else { return }
         do {
-            try await Pruning(store: store, stateDir: config.stateDir, supervisor: runtime?.supervisor, logger: logger).run(keep: app.manifest.keep)
+            try await Pruning(store: store, stateDir: config.stateDir, supervisor: runtime?.supervisor, trash: trash,
+                              logger: logger).run(keep: app.manifest.keep)
         } catch {
             logger.error("pruning failed: \(error)", metadata: ["stage": "prune"])
         }
@@ -393,7 +399,7 @@ public final class Reconciler: @unchecked Sendable {
 
     /// What the stages of a deploy or rollback use of this agent.
     func deployAgent(_ logger: Logger) -> DeployContext.Agent {
-        DeployContext.Agent(config: config, mirrors: mirrors, logger: logger, supervisor: runtime?.supervisor)
+        DeployContext.Agent(config: config, mirrors: mirrors, logger: logger, supervisor: runtime?.supervisor, trash: trash)
     }
 
     /// A deploy or rollback ended: its event, `status`'s last deploy, metrics, and the `on_deploy`
@@ -432,8 +438,10 @@ public final class Reconciler: @unchecked Sendable {
         try? metrics.write(stateDir: config.stateDir)
     }
 
-    /// Waits for on_deploy hooks still running (each is bounded by its timeout).
+    /// Waits for on_deploy hooks still running (each is bounded by its timeout) and for the
+    /// pruned releases still being deleted.
     public func waitForHooks() async {
+        await trash.waitForAll()
         // Their outcomes are metrics: written again only when hooks were fired.
         if await hooks.waitForAll() { try? metrics.write(stateDir: config.stateDir) }
     }

@@ -12,6 +12,8 @@ struct DeployContext {
         let logger: Logger
         /// The running agent's supervisor; nil for a one-shot pass, which runs no workers.
         let supervisor: Supervisor?
+        /// Where a prune hands the releases it moved into the trash.
+        let trash: TrashCollector
     }
 
     enum Kind: Sendable {

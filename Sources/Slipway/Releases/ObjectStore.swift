@@ -143,26 +143,24 @@ struct ObjectStore {
     }()
 
     /// Deletes objects no release links to any more (link count 1: only the store holds them).
-    /// The store's 256 folders are looked through side by side, one thread per core.
+    /// The store's 256 folders are looked through side by side, one thread per core, each
+    /// entry stat'ed and unlinked by name in its open folder (no path walked from `/` per object).
     @discardableResult
     func collectGarbage() -> Int {
-        let prefixes = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        var removed = [Int](repeating: 0, count: prefixes.count)
+        guard let opened = try? DirectoryHandle.open(root), let folders = try? opened.entries() else { return 0 }
+        // Only read (its fd) by the threads below.
+        nonisolated(unsafe) let store = opened
+        var removed = [Int](repeating: 0, count: folders.count)
         removed.withUnsafeMutableBufferPointer { counts in
-            // Each iteration writes only its own slot.
+            // Each iteration writes only its own slot; the store's handle is only read.
             nonisolated(unsafe) let counts = counts
-            DispatchQueue.concurrentPerform(iterations: prefixes.count) { index in
-                let folder = root + "/" + prefixes[index]
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-                for name in names {
-                    let path = folder + "/" + name
-                    var info = stat()
-                    guard lstat(path, &info) == 0 else { continue }
-                    if info.st_nlink <= 1 {
-                        if unlink(path) == 0 { counts[index] += 1 }
-                    }
+            DispatchQueue.concurrentPerform(iterations: folders.count) { index in
+                guard let folder = try? store.openDirectory(folders[index].name), let names = try? folder.entries() else { return }
+                for (name, _) in names {
+                    guard let info = folder.status(of: name), info.st_mode & S_IFMT == S_IFREG, info.st_nlink <= 1 else { continue }
+                    if folder.unlink(name) == 0 { counts[index] += 1 }
                 }
-                if counts[index] == names.count { rmdir(folder) }
+                if counts[index] == names.count { _ = store.unlink(folders[index].name, directory: true) }
             }
         }
         return removed.reduce(0, +)

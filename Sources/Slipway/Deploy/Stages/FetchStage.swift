@@ -17,6 +17,7 @@ struct FetchStage: StageStep {
         context.staging = staging
         guard let repoURL = context.manifest?.source.repo else { return }
         let repo = try context.agent.mirrors.open(repoURL)
+        await context.agent.trash.idle(context.store)  // no object of the store goes while the export links them
         let summary = try TreeExporter(repository: repo, store: ObjectStore(root: context.store.layout.objects))
             .export(commit: context.sha, into: staging + "/src")
         context.logger.debug("exported", metadata: [

@@ -3,15 +3,16 @@ import Logging
 import SlipwayCore
 
 /// prune: releases beyond `keep` (never `current`, the previous good one, or one a worker
-/// still runs) leave `releases/` by a rename into the trash, their build logs go, and then the
-/// trash is emptied and the objects no release links any more are collected.
+/// still runs) leave `releases/` by a rename into the trash and their build logs go; the
+/// trash is emptied, and the objects no release links any more collected, after the pass
+/// (`TrashCollector`).
 struct PruneStage: StageStep {
     let stage = Stage.prune
 
     func run(_ context: inout DeployContext) async throws {
         guard let manifest = context.manifest else { return }
         try await Pruning(store: context.store, stateDir: context.config.stateDir, supervisor: context.agent.supervisor,
-                          logger: context.logger).run(keep: manifest.keep)
+                          trash: context.agent.trash, logger: context.logger).run(keep: manifest.keep)
     }
 }
 
@@ -20,13 +21,14 @@ struct Pruning {
     let store: ReleaseStore
     let stateDir: String
     let supervisor: Supervisor?
+    let trash: TrashCollector
     let logger: Logger
 
     func run(keep: Int) async throws {
         let app = store.layout.app
         let inUse = await supervisor?.existing(app)?.releasesInUse() ?? []
         let pruned = try store.applyRetention(keep: keep, logDirectory: BuildLog.directory(stateDir: stateDir, app: app), inUse: inUse)
-        try store.emptyTrash()
+        if !pruned.isEmpty { trash.collect(store, logger: logger) }
         if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
     }
 }

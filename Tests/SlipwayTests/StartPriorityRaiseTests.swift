@@ -14,14 +14,7 @@ struct StartPriorityRaiseTests {
         // Never sends READY=1; the priority is raised 5 s after the start, the start fails at 10 s.
         try sandbox.commitWorkers(command: "exec sleep 30", port: try PassSandbox.freePort(), readyTimeout: "10s")
         let runtime = AgentRuntime(config: sandbox.config)
-        let stateDir = sandbox.stateDir
-        let pass = Task { await sandbox.reconciler(runtime: runtime).pass() }
-        var found: pid_t?
-        for _ in 0..<3_000 where found == nil {
-            found = WorkerMarker.find(stateDir: stateDir, app: AppName("demo")!).first?.pid
-            if found == nil { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        let worker = try #require(found, "the worker never started")
+        let (pass, worker) = try await Self.startingWorker(sandbox, runtime: runtime)
         let atStart = Self.priority(of: worker)
         try await Task.sleep(for: .seconds(5.5))
         let later = Self.priority(of: worker)
@@ -56,14 +49,7 @@ struct StartPriorityRaiseTests {
             pids.append(pid)
         }
         let runtime = AgentRuntime(config: sandbox.config)
-        let stateDir = sandbox.stateDir
-        let pass = Task { await sandbox.reconciler(runtime: runtime).pass() }
-        var found: pid_t?
-        for _ in 0..<3_000 where found == nil {
-            found = WorkerMarker.find(stateDir: stateDir, app: AppName("demo")!).first?.pid
-            if found == nil { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        let worker = try #require(found, "the worker never started")
+        let (pass, worker) = try await Self.startingWorker(sandbox, runtime: runtime)
         try await Task.sleep(for: .milliseconds(500))
         let tree = StartPriority.tree(of: worker)
         let before = (worker: tree.map(Self.cpuSeconds).reduce(0, +), busy: pids.map(Self.cpuSeconds))
@@ -78,6 +64,18 @@ struct StartPriorityRaiseTests {
         #expect(session == nil || session == StartPriority.startingNice, "its session's nice: \(String(describing: session))")
         #expect(busyShare > 0.3, "the busy processes ran: \(busyShare) s each")
         #expect(workerShare < busyShare / 3, "starting worker \(workerShare) s of CPU vs \(busyShare) s for each busy process")
+    }
+
+    /// A pass (still running) that starts the sandbox's worker, and that worker's pid.
+    static func startingWorker(_ sandbox: sending PassSandbox, runtime: AgentRuntime) async throws -> (Task<PassResult, Never>, pid_t) {
+        let stateDir = sandbox.stateDir
+        let pass = Task { await sandbox.reconciler(runtime: runtime).pass() }
+        var found: pid_t?
+        for _ in 0..<3_000 where found == nil {
+            found = WorkerMarker.find(stateDir: stateDir, app: AppName("demo")!).first?.pid
+            if found == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        return (pass, try #require(found, "the worker never started"))
     }
 
     /// User + system CPU seconds `pid` has used.

@@ -15,6 +15,13 @@ import Testing
         }
     }
 
+    @Test func onlyAWorkerWhoseReadinessIsASignalOrACheckStartsAtLowPriority() throws {
+        #expect(Workers(command: "node app.js", ready: .init(notify: true)).startsAtLowPriority)
+        #expect(Workers(command: "node app.js", health: Workers.Health(path: "/health")).startsAtLowPriority)
+        // Judged ready by staying up 1 s: it needs the CPU to fail within that second.
+        #expect(!Workers(command: "node app.js").startsAtLowPriority)
+    }
+
     @Test func everyWorkerFieldOfTheIssueDecodes() throws {
         let manifest = try decode("""
           command: node src/server.js

@@ -143,7 +143,7 @@ extension AppSupervisor {
     func startReady(slot: Int, target: WorkerTarget) async -> String? {
         let worker: WorkerProcess
         do {
-            worker = try launch(slot: slot, target: target, startingLow: true)
+            worker = try launch(slot: slot, target: target, startingLow: target.workers.startsAtLowPriority)
         } catch {
             return "could not start: \(error)"
         }
@@ -151,8 +151,9 @@ extension AppSupervisor {
         // The low priority is a courtesy to the workers serving, never the reason a start
         // fails: on a saturated host a worker not ready by half its timeout gets normal
         // priority for the rest of it.
+        let low = target.workers.startsAtLowPriority
         let raise = Task { [pid = worker.pid] in
-            guard (try? await Task.sleep(for: ready.timeout / 2)) != nil else { return }
+            guard low, (try? await Task.sleep(for: ready.timeout / 2)) != nil else { return }
             StartPriority.restore(pid: pid)
         }
         defer { raise.cancel() }
@@ -182,7 +183,7 @@ extension AppSupervisor {
             }
         }
         if let exit = worker.exit { return "\(exit.explanation) right after starting" }
-        StartPriority.restore(pid: worker.pid)
+        if low { StartPriority.restore(pid: worker.pid) }
         slots[slot, default: WorkerSlot()].worker = worker
         return nil
     }

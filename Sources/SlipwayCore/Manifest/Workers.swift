@@ -30,6 +30,13 @@ public struct Workers: Sendable, Equatable {
         self.preload = preload
     }
 
+    /// Whether a new worker starts at a lower CPU priority until it is ready: only where its
+    /// readiness is a signal (`READY=1`) or a check (health) that a slow start cannot pass by
+    /// itself. A worker judged ready by staying up for `Ready.settle` must get the CPU to fail
+    /// in that second: at a low priority on a busy host, Node that would die on a taken port
+    /// was still booting a second later, was judged ready, and crashed after the switch.
+    public var startsAtLowPriority: Bool { ready.notify || health != nil }
+
     public enum Instances: Sendable, Equatable, CustomStringConvertible {
         case count(Int)
         /// One per CPU of the host.

@@ -59,6 +59,32 @@ import Testing
         #expect(StateRecall(stateDir: dir.path).load() == state)
     }
 
+    /// A new process (`agent --once`) whose pass moves only `lastPass` writes without an fsync,
+    /// whether its state file is the durable copy or a later timestamps-only write; a pass that
+    /// changes more makes the durable copy again.
+    @Test func aNewProcessMovingOnlyTheTimestampsSkipsTheFsync() throws {
+        let dir = TempDir()
+        var state = AgentState()
+        state.manifestsCommit = "a"
+        try StateRecall(stateDir: dir.path).save(state)
+        let durable = inode(dir.path + "/state.durable.json")
+        #expect(inode(dir.path + "/state.json") == durable, "a first save is durable")
+        for ms in [1000, 2000, 3000] as [Int64] {
+            let recall = StateRecall(stateDir: dir.path)
+            var next = recall.load()
+            next.lastPass = .init(startedAt: UTCTime(millisecondsSinceEpoch: ms), finishedAt: UTCTime(millisecondsSinceEpoch: ms + 5), converged: true)
+            try recall.save(next)
+            #expect(inode(dir.path + "/state.json") != durable, "a timestamps-only save renames a new file in")
+            #expect(inode(dir.path + "/state.durable.json") == durable, "and leaves the durable copy alone (no fsync path)")
+        }
+        let recall = StateRecall(stateDir: dir.path)
+        var changed = recall.load()
+        changed.manifestsCommit = "b"
+        try recall.save(changed)
+        #expect(inode(dir.path + "/state.json") == inode(dir.path + "/state.durable.json"), "a real change is made durable")
+        #expect(StateRecall(stateDir: dir.path).load() == changed)
+    }
+
     /// The state's bytes put together from the cached encoding and a new lastPass are exactly
     /// what encoding it whole writes, whichever top-level keys are there.
     @Test func theSplicedStateIsByteForByteTheEncodedOne() throws {

@@ -15,7 +15,8 @@ import Foundation
 ///   crash, ext4 (and btrfs) give either file whole, since they flush a file renamed over another;
 ///   where a filesystem does not and `state.json` is left empty or torn, `load` reads
 ///   `state.durable.json`: at worst the last pass's timestamps are lost, never a pin, a failure
-///   or a removal's grace.
+///   or a removal's grace. A new process learns what the durable copy holds when it first reads
+///   the state, so `agent --once` skips the fsync too.
 final class StateRecall {
     let file: StateFile
     private var known: (identity: FileIdentity, state: AgentState)?
@@ -40,7 +41,18 @@ final class StateRecall {
         }
         // Remembered only when the file did not change while it was read.
         if let identity, FileIdentity(path: file.path) == identity { known = (identity, state) } else { known = nil }
+        if durable == nil { durable = durableCopy(read: state, identity: identity) }
         return state
+    }
+
+    /// What `state.durable.json` holds, learnt in a new process (`agent --once`), so that its
+    /// pass's save fsyncs only when more than `lastPass` changed, as a running agent's does: the
+    /// state just read when both names are one file, else the durable copy read too (a decode of
+    /// a few KB against an fsync, which waits for the journal).
+    private func durableCopy(read state: AgentState, identity: FileIdentity?) -> AgentState? {
+        let copy = FileIdentity(path: durablePath)
+        if let copy, copy == identity { return state }
+        return copy == nil ? nil : Self.decode(durablePath)
     }
 
     func save(_ state: AgentState) throws {

@@ -142,8 +142,9 @@ extension AppSupervisor {
     /// Returns what went wrong, or nil.
     func startReady(slot: Int, target: WorkerTarget) async -> String? {
         let worker: WorkerProcess
+        let low = target.workers.startsAtLowPriority
         do {
-            worker = try launch(slot: slot, target: target, startingLow: target.workers.startsAtLowPriority)
+            worker = try launch(slot: slot, target: target, startingLow: low)
         } catch {
             return "could not start: \(error)"
         }
@@ -151,7 +152,6 @@ extension AppSupervisor {
         // The low priority is a courtesy to the workers serving, never the reason a start
         // fails: on a saturated host a worker not ready by half its timeout gets normal
         // priority for the rest of it.
-        let low = target.workers.startsAtLowPriority
         let raise = Task { [pid = worker.pid] in
             guard low, (try? await Task.sleep(for: ready.timeout / 2)) != nil else { return }
             StartPriority.restore(pid: pid)

@@ -28,8 +28,9 @@ enum StartPriority {
         return ["/usr/bin/nice", "-n", "\(startingNice)"] + argv
     }
 
-    /// The worker `pid` (a session leader, our unreaped child: the pid names it until we wait
-    /// for it) has just started: its session's share of the CPU goes down with its nice.
+    /// The worker `pid` (a session leader) was spawned a moment ago: its session's share of the
+    /// CPU goes down with its nice. Only ever lowered here, and raised back only from 10 by
+    /// `restore`, so a pid that named another process by then could lose priority, never gain.
     static func lowerSession(pid: pid_t) {
         _ = write("\(startingNice)", to: "/proc/\(pid)/autogroup")
     }

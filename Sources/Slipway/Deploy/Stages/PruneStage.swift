@@ -28,7 +28,8 @@ struct Pruning {
         let app = store.layout.app
         let inUse = await supervisor?.existing(app)?.releasesInUse() ?? []
         let pruned = try store.applyRetention(keep: keep, logDirectory: BuildLog.directory(stateDir: stateDir, app: app), inUse: inUse)
-        if !pruned.isEmpty { trash.collect(store, logger: logger) }
-        if !pruned.isEmpty { logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"]) }
+        guard !pruned.isEmpty else { return }
+        trash.collect(store, logger: logger)
+        logger.info("pruned \(pruned.map(\.description).joined(separator: ", "))", metadata: ["stage": "prune"])
     }
 }

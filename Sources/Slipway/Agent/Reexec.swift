@@ -66,12 +66,10 @@ public enum Reexec {
             child.signalGroup(SIGKILL)
             return true
         }
-        let status = await withCheckedContinuation { (exited: CheckedContinuation<Int32, Never>) in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
-                exited.resume(returning: status)
-            }
+        let status = await OwnThread.run { [pid = child.pid] in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return status
         }
         overdue.cancel()
         child.signalGroup(SIGKILL)

@@ -30,7 +30,7 @@ public final class TrashCollector: Sendable {
             let before = running.tasks[key]?.task
             let task = Task { [running = self.running] in
                 await before?.value
-                await Self.onOwnThread {
+                await OwnThread.run {
                     do {
                         try work()
                     } catch {
@@ -53,16 +53,5 @@ public final class TrashCollector: Sendable {
     /// Returns once no collection runs at all.
     func waitForAll() async {
         for task in running.withLock({ $0.tasks.values.map(\.task) }) { await task.value }
-    }
-
-    /// Runs blocking file work off the cooperative pool (two threads on a 2-core host: a
-    /// collection there would hold one of them for its whole length).
-    private static func onOwnThread(_ work: @escaping @Sendable () -> Void) async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                work()
-                done.resume()
-            }
-        }
     }
 }

@@ -147,16 +147,19 @@ import Testing
         try dir.git(["-C", repo, "branch", "feature/x"])
         try dir.git(["-C", repo, "symbolic-ref", "refs/heads/alias", "refs/heads/main"])
         let transport = try GitRepository.listRemote(repo, access: .anonymous).filter { GitRepository.covered($0.key, by: SourceMirrors.refspecs) }
-        let direct = try #require(LocalListing.refs(of: repo, under: SourceMirrors.refspecs))
+        // What LocalFetch.sync compares with the mirror's refs.
+        let direct = try #require(LocalListing.withRepository(at: repo) {
+            LocalListing.coveredRefs($0, under: SourceMirrors.refspecs).map(LocalListing.ids)
+        } ?? nil)
         #expect(direct == transport)
         #expect(direct.count == 5)
-        #expect(LocalListing.refs(of: "file://" + repo, under: SourceMirrors.refspecs) == transport)
-        #expect(LocalListing.refs(of: "ssh://git@127.0.0.1/x.git", under: SourceMirrors.refspecs) == nil)
-        #expect(LocalListing.refs(of: dir.path + "/missing", under: SourceMirrors.refspecs) == nil)
 
         let mirror = try GitRepository.openMirror(at: dir.path + "/mirror.git")
         #expect(try mirror.sync(from: repo, refspecs: SourceMirrors.refspecs, access: .anonymous) == .fetched)
         #expect(try mirror.sync(from: repo, refspecs: SourceMirrors.refspecs, access: .anonymous) == .unchanged)
+        #expect(LocalFetch.sync(mirror, from: "file://" + repo, refspecs: SourceMirrors.refspecs) == .unchanged, "file:// read the same way")
+        #expect(LocalFetch.sync(mirror, from: "ssh://git@127.0.0.1/x.git", refspecs: SourceMirrors.refspecs) == nil)
+        #expect(LocalFetch.sync(mirror, from: dir.path + "/missing", refspecs: SourceMirrors.refspecs) == nil)
         try "v2".write(toFile: repo + "/a", atomically: true, encoding: .utf8)
         try dir.git(["-C", repo, "commit", "-q", "-am", "two"])
         #expect(try mirror.sync(from: repo, refspecs: SourceMirrors.refspecs, access: .anonymous) == .fetched)

@@ -11,14 +11,6 @@ import SlipwayCore
 /// from here, and copies what a moved tip needs; anything else (an error, a large push) goes
 /// the ordinary way, through libgit2's transport, which also says what went wrong.
 enum LocalListing {
-    /// The refs of the local repository at `url` (a path or `file://` URL) that `refspecs`
-    /// cover, as a remote listing names them (tag refs name the tag object, not its commit);
-    /// nil for any other URL, or when the repository cannot be opened or read.
-    static func refs(of url: String, under refspecs: [String]) -> RemoteRefs? {
-        guard let remote = RemoteURL(url), remote.transport == .local, let path = path(of: url) else { return nil }
-        return withRepository(at: path) { handle in coveredRefs(handle, under: refspecs).map(ids) } ?? nil
-    }
-
     /// The path of a local source (`/…` or `file:///…`); nil for any other URL.
     static func path(of url: String) -> String? {
         if url.hasPrefix("file://") { return String(url.dropFirst(7)) }

@@ -23,6 +23,8 @@ new workers start at a low priority on a saturated host takes longer, by design)
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
+from app_accounts import app_accounts, remove_accounts  # bench/app_accounts.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADGEN = os.path.join(ROOT, "Tests/EndToEndTests/Support/loadgen.py")
 
@@ -162,18 +164,6 @@ class Naive:
         self.proc.wait()
 
 
-
-def app_accounts():
-    """The `slipway-*` accounts there are now (the agent makes one per app it runs)."""
-    import pwd
-    return {entry.pw_name for entry in pwd.getpwall() if entry.pw_name.startswith("slipway-")}
-
-
-def remove_accounts(before):
-    """Removes the app accounts this run's agents made (those that were not there before it)."""
-    for name in sorted(app_accounts() - before):
-        subprocess.run(["userdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["groupdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 def main():
     ap = argparse.ArgumentParser()

@@ -63,7 +63,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "slipway", "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
+            "slipway", "SlipwayCore", "CSpawn", .product(name: "Crypto", package: "swift-crypto"),
         ], exclude: ["Support/loadgen.py", "Support/readerloop.py", "Support/wsclient.js", "Support/tinyworker.py"]),
     ]
 )

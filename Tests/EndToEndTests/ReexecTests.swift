@@ -259,12 +259,24 @@ struct ReexecTests {
     static func replace(_ path: String, with source: String) throws -> UInt64 {
         let temporary = path + ".new"
         try? FileManager.default.removeItem(atPath: temporary)
-        try FileManager.default.copyItem(atPath: source, toPath: temporary)
-        chmod(temporary, 0o755)
+        try copyClosedOnExec(source, to: temporary)
         guard rename(temporary, path) == 0 else { throw FixtureError("rename \(temporary): \(errno)") }
         var info = stat()
         stat(path, &info)
         return UInt64(info.st_ino)
+    }
+
+    /// A copy written through an fd opened O_CLOEXEC (FileManager's copy opens without it): a
+    /// process another test spawns meanwhile must not keep the copy open for writing, or the
+    /// exec of it fails with ETXTBSY for as long as that process lives.
+    static func copyClosedOnExec(_ source: String, to path: String) throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: source))
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw FixtureError("open \(path): \(errno)") }
+        defer { close(fd) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw FixtureError("write \(path): \(written) of \(bytes.count) bytes") }
+        fchmod(fd, 0o755)
     }
 
     static func replaceWithScript(_ path: String, _ text: String) throws {

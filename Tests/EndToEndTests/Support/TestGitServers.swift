@@ -1,4 +1,5 @@
 import Foundation
+import CSpawn
 
 /// A real OpenSSH server (Debian's sshd) on loopback, with its own config, host key and port, and
 /// a throwaway account whose shell is git-shell: the agent fetches from it over ssh:// exactly as
@@ -179,13 +180,17 @@ final class TestHTTPSGitServer {
         """.write(toFile: nginx.sitesDir + "/git.conf", atomically: true, encoding: .utf8)
     }
 
-    /// posix_spawn + waitpid, bypassing Foundation's Process, which here missed the exit of a
-    /// shell whose grandchild lives on (and hung the test).
+    /// slipway_spawn + waitpid, bypassing Foundation's Process, which here missed the exit of a
+    /// shell whose grandchild lives on (and hung the test). Every fd but stdio is closed in the
+    /// child: what it starts lives on (fcgiwrap, a fleet's agents), and an fd another test had
+    /// open at that moment without O_CLOEXEC would live on in it. Seen in CI: a pipe of a
+    /// concurrent `agent --once` never reached EOF (BrokenYAMLTests hung), and a binary copy
+    /// still open for writing made ReexecTests' exec fail with ETXTBSY.
     static func spawnAndWait(_ argv: [String]) throws {
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
-        guard posix_spawn(&pid, argv[0], nil, nil, cArgs, environ) == 0 else { throw FixtureError("cannot spawn \(argv)") }
+        guard slipway_spawn("/", cArgs, environ, 0, 1, 2, -1, &pid) == 0 else { throw FixtureError("cannot spawn \(argv)") }
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
     }

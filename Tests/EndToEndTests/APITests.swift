@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// The agent's HTTP API and push notifications, on real sockets on loopback.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct APITests {
     /// A running agent with push notifications enabled and polling effectively off.
     final class RunningAgent {
@@ -296,8 +296,11 @@ struct APITests {
         // The flood really held connections: the agent accepted them (then closed those over its cap).
         let opened = Int(a.f.read(a.f.root + "/flood.out")?.split(separator: " ").dropFirst().first ?? "") ?? 0
         #expect(opened >= 128, "the flood opened \(opened) connections: \(a.f.read(a.f.root + "/flood.out") ?? "")")
-        #expect(a.waitFor({ (try? a.get("/healthz").status) == 200 }, seconds: 5))
-        #expect(Date().timeIntervalSince(ended) < 1, "/healthz answered \(Date().timeIntervalSince(ended)) s after the flood")
+        // Asked on a plain socket, as often as every 50 ms: a curl process's start would be counted too.
+        #expect(a.waitFor({ a.f.healthzAnswers() }, seconds: 5))
+        let back = Date().timeIntervalSince(ended)
+        print("flood: /healthz over TCP answered \(Int(back * 1000)) ms after the flood ended")
+        #expect(back < 1, "/healthz answered \(back) s after the flood")
         #expect(a.process.isRunning, "the agent died: \(a.log)")
         #expect(!a.log.contains("Too many open files"))
     }

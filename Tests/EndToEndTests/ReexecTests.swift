@@ -3,7 +3,7 @@ import Testing
 
 /// Issue 19: SIGUSR2 re-executes the agent in place (the binary now at its path), and the new
 /// image takes every worker over: same agent pid, same worker pids, no failed request.
-@Suite(.serialized, .timeLimit(.minutes(6)))
+@Suite(.serialized, .endToEnd)
 struct ReexecTests {
     @Test func aReexecKeepsEveryWorkerOfEveryAppUnderLoadTenTimesInARowAndADeployRollsAfter() throws {
         let app = try TinyApp.make(instances: 2)
@@ -31,7 +31,7 @@ struct ReexecTests {
             kill(agent, SIGUSR2)
             // The old image answers until it execs: wait for the new one (it has the new inode).
             #expect(app.f.waitUntil(seconds: 10) { Self.executableInode(agent) == inode }, "round \(round): \(app.agentLog)")
-            #expect(app.f.waitUntil(seconds: 10) { Self.healthz(app.f) })
+            #expect(app.f.waitUntil(seconds: 10) { app.f.healthzAnswers() })
             apiBack.append(Date().timeIntervalSince(sent))
             #expect(app.f.waitUntil(seconds: 10) { Self.image(app.f)?["reexecs"] as? Int == round }, "round \(round): \(app.agentLog)")
             #expect(app.f.waitUntil(seconds: 10) { Self.timeline(app.f)?["ready"] != nil && Self.timeline(app.f)?["api_listening"] != nil })
@@ -91,18 +91,18 @@ struct ReexecTests {
         #expect(app.agentLog.contains("re-exec failed, this image goes on"))
         #expect(Self.executableInode(agent) == original)
         #expect(try app.workerPIDs() == before)
-        #expect(Self.healthz(app.f))
+        #expect(app.f.healthzAnswers())
 
         // A real binary that refuses the record once exec'd: the old image comes back from its fd.
         let real = app.f.root + "/bin/slipway-real"
-        try FileManager.default.copyItem(atPath: Fixture.binary, toPath: real)
+        try Self.copyClosedOnExec(Fixture.binary, to: real)
         try Self.replaceWithScript(binary, "#!/bin/sh\nexec env SLIPWAY_TEST_HANDOVER_REFUSE=1 \(real) \"$@\"\n")
         kill(agent, SIGUSR2)
         #expect(app.f.waitUntil(seconds: 15) { Self.image(app.f)?["failedReexecs"] as? Int == 2 }, "\(app.agentLog)")
         #expect(app.agentLog.contains("the previous image took them back"), "\(app.agentLog)")
         #expect(Self.executableInode(agent) == original)
         #expect(try app.workerPIDs() == before)
-        #expect(app.f.waitUntil(seconds: 5) { Self.healthz(app.f) })
+        #expect(app.f.waitUntil(seconds: 5) { app.f.healthzAnswers() })
         #expect(try app.metrics().contains("slipway_agent_reexecs_total{outcome=\"rolled_back\"} 1"))
 
         // And a good binary at the path works after both.
@@ -136,7 +136,7 @@ struct ReexecTests {
         #expect(Self.executableInode(agent) == original)
         #expect(app.agentIsRunning)
         #expect(try app.workerPIDs() == before)
-        #expect(Self.healthz(app.f))
+        #expect(app.f.healthzAnswers())
         let status = try app.f.slipway(["status"]).stdout
         #expect(status.contains("0 re-execs (1 failed); last: failed at") && status.contains("execve"), "\(status)")
         #expect(try app.metrics().contains("slipway_agent_reexecs_total{outcome=\"failed\"} 1"))
@@ -161,7 +161,7 @@ struct ReexecTests {
         #expect(app.f.waitUntil(seconds: 10) { Self.executableInode(agent) == inode && Self.image(app.f)?["reexecs"] as? Int == 1 },
                 "\(app.agentLog)")
         #expect(try app.workerPIDs() == restarted)
-        #expect(app.f.waitUntil(seconds: 5) { Self.healthz(app.f) })
+        #expect(app.f.waitUntil(seconds: 5) { app.f.healthzAnswers() })
         #expect(app.stop())
     }
 
@@ -291,38 +291,6 @@ struct ReexecTests {
         var info = stat()
         guard stat("/proc/\(pid)/exe", &info) == 0 else { return nil }
         return UInt64(info.st_ino)
-    }
-
-    /// `GET /healthz` on the agent's HTTP API answers `ok` within 1 s (a plain socket, no child
-    /// process, so the time to the API coming back is measured closely).
-    static func healthz(_ f: Fixture) -> Bool {
-        let address = (f.read(f.stateDir + "/http.addr") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let port = address.split(separator: ":").last.flatMap({ UInt16($0) }) else { return false }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var limit = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_addr.s_addr = inet_addr("127.0.0.1")
-        target.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else { return false }
-        let request = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
-        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return false }
-        var answer = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            answer += buffer[..<count]
-        }
-        let text = String(decoding: answer, as: UTF8.self)
-        return text.hasPrefix("HTTP/1.1 200") && text.hasSuffix("ok\n")
     }
 
     static func image(_ f: Fixture) -> [String: Any]? {

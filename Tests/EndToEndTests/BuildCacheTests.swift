@@ -3,7 +3,7 @@ import Testing
 
 /// Builds run with HOME, GOCACHE, PIP_CACHE_DIR… in the app's build home, kept across releases:
 /// a second build reuses the first one's work, and `slipway cache clear` starts it over.
-@Suite(.serialized, .timeLimit(.minutes(8))) struct BuildCacheTests {
+@Suite(.serialized, .endToEnd) struct BuildCacheTests {
     /// The build stage's duration of the release `current` names, in ms (from its release.json).
     static func buildMilliseconds(_ f: Fixture) throws -> Int64 {
         let current = try #require(f.current())

@@ -4,7 +4,7 @@ import Testing
 /// Frontends built by Debian's esbuild (base32 hashes) and rollup (hex), served by a real nginx:
 /// after 3 more deploys every file the first release's index.html could ask for still answers
 /// 200 (from the frontend archive), hashed names are immutable, HTML is no-cache.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct BundlerFrontendTests {
+@Suite(.serialized, .endToEnd) struct BundlerFrontendTests {
     /// VERSION goes into a module both the entry and the lazy chunk import, so every deploy
     /// renames them all; `widget-<VERSION>.js` is a file whose name looks hashed to nobody.
     static func buildScript(_ bundle: String) -> String {

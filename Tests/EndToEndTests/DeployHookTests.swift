@@ -4,7 +4,7 @@ import Testing
 
 /// `on_deploy` hooks: a command and a webhook (a real receiver on loopback) get the facts of each
 /// deploy, success and failure alike; a hook that hangs never delays the next deploy.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct DeployHookTests {
     /// A loopback HTTP server (Python's http.server) that records every request as a JSON line.
     final class Receiver {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The core deploy flow, driving the built binary against real git repos in a temp dir.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct DeployTests {
     @Test func firstDeployPublishesAReleaseAndPointsCurrentAtIt() throws {
         let f = try Fixture()

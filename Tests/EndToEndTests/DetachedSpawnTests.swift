@@ -5,7 +5,7 @@ import Testing
 /// agents) must not carry away an fd another test has open: in CI a long-lived process kept a
 /// concurrent `agent --once`'s output pipe open (its reader never saw EOF, the test hung) and a
 /// binary copy open for writing (the re-exec of it failed with ETXTBSY).
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.endToEnd)
 struct DetachedSpawnTests {
     @Test func aDetachedProcessKeepsNoFDItsStarterHadOpen() throws {
         var ends: [Int32] = [0, 0]

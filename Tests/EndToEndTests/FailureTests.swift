@@ -3,7 +3,7 @@ import Testing
 
 /// What goes wrong must never take down what runs: failed builds, invalid manifests,
 /// unreachable sources and a killed agent all leave `current` on a complete release.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct FailureTests {
     @Test func aFailedBuildKeepsCurrentAndIsNotRetriedUntilAskedOrChanged() throws {
         let f = try Fixture()
@@ -172,7 +172,7 @@ struct FailureTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct BrokenYAMLTests {
     @Test func aManifestThatDoesNotParseKeepsItsAppsReleaseAndIsNotMistakenForARemoval() throws {
         let f = try Fixture()
@@ -199,7 +199,7 @@ struct BrokenYAMLTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct ShutdownTests {
     @Test func sigtermDuringABuildStopsItCleanlyAndTheNextStartDeploys() throws {
         let f = try Fixture()
@@ -238,7 +238,7 @@ struct ShutdownTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct HugeManifestTests {
     @Test func aHugeManifestIsRefusedUnreadAndTheOtherAppsDeploy() throws {
         let f = try Fixture()

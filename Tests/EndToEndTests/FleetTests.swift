@@ -59,7 +59,7 @@ final class TestNetwork {
 
 /// The fleet: a git server host (sshd, bare repos) and three agent hosts web-1…3 reaching it over
 /// SSH across the namespaces' network, each with its own apps_root, state_dir and agent.yaml.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .endToEnd)
 struct FleetTests {
     @Test func threeHostsDeployOverSSHRespectHostsAndCatchUpAfterALinkOutage() throws {
         let f = try Fixture(name: "fleet")

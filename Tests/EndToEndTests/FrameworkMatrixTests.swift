@@ -5,7 +5,7 @@ import Testing
 /// deploys under load from a keep-alive client that retries once on a fresh connection, one
 /// that never retries, and the mixed client through nginx. The retrying client and nginx must
 /// see no failure; what the non-retrying client saw is printed for the matrix in the docs.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FrameworkMatrixTests {
+@Suite(.serialized, .endToEnd) struct FrameworkMatrixTests {
     /// Runs the recipe and checks the matrix's rules; returns the figures.
     @discardableResult
     static func runMatrix(_ name: String, files: [String: String], executable: Set<String> = [], backend: String,

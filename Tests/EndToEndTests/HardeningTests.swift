@@ -3,7 +3,7 @@ import Testing
 
 /// Issue 16, against the built binary: what a pusher of the app's source tries to get nginx to
 /// serve or the agent to do as root.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .endToEnd)
 struct HardeningTests {
     static let buildScript = (try? String(contentsOfFile: WorkerApp.packageRoot + "/examples/platform/build-frontend.sh", encoding: .utf8)) ?? ""
 

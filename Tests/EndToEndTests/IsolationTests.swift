@@ -3,7 +3,7 @@ import Testing
 
 /// Issue 16, against the built binary with per-app accounts (no apps_user): what app A's build
 /// can reach of app B, and what every build and worker runs with.
-@Suite(.serialized, .enabled(if: geteuid() == 0, "needs root: per-app accounts"), .timeLimit(.minutes(5)))
+@Suite(.serialized, .enabled(if: geteuid() == 0, "needs root: per-app accounts"), .endToEnd)
 struct IsolationTests {
     /// `/proc/<pid>/status` lines a process runs with.
     static func privileges(_ pid: Int32) -> [String: String] {

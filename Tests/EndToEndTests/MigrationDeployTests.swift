@@ -3,7 +3,7 @@ import Testing
 
 /// Expand/contract migrations as deploy stages, against a real PostgreSQL and the catalog
 /// example (gunicorn + psycopg2): its v2 renames items.name to items.title in two steps.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .endToEnd)
 struct MigrationDeployTests {
     static func millis(_ iso: Any?) -> Int64? {
         let formatter = ISO8601DateFormatter()

@@ -3,7 +3,7 @@ import Testing
 
 /// nginx (Debian's, started by the tests with its own prefix on a loopback port) serving the
 /// example app's frontend from `current` and proxying /api/ to its workers.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .endToEnd)
 struct NginxTests {
     /// The reader loop (Support/readerloop.py) in the background until `finish()`.
     final class ReaderLoop {

@@ -4,7 +4,7 @@ import Testing
 /// An Express app written as Express's docs write it, `app.listen(process.env.PORT || 3000)`,
 /// runs as 4 workers and reloads with no failed request: Slipway's Node preload hands its
 /// listen() fd 3. Without the preload it gets an error that names the port and the fix.
-@Suite(.serialized, .timeLimit(.minutes(6))) struct NodePreloadTests {
+@Suite(.serialized, .endToEnd) struct NodePreloadTests {
     static let expressApp = """
     const express = require('express')
     const app = express()

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The commands an operator runs: rollback, releases, status, validate, and the agent itself.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct OperatorTests {
     /// `slipway agent …` is parsed as a command of its own (issue 20: 4 to 5 ms of every
     /// `agent --once`); its help and its errors still read as the whole command line's do.

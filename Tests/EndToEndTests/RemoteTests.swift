@@ -116,7 +116,7 @@ func privateKeyBody(_ path: String) throws -> [String] {
     try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("-----") }.map(String.init)
 }
 
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .endToEnd)
 struct SSHRemoteTests {
     /// Manifests and two apps sharing one source repo, over ssh:// from a real sshd; one connection
     /// per remote per pass, a download only when a tip moved; a hashed known_hosts entry works.
@@ -283,7 +283,7 @@ struct SSHRemoteTests {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .endToEnd)
 struct HTTPSRemoteTests {
     @Test func deploysWithATokenAndRefusesWrongTokensAndUnknownCAs() throws {
         let f = try Fixture(name: "https")

@@ -4,7 +4,7 @@ import Testing
 /// Removals are deliberate: an app no longer declared keeps serving through removal_grace, a
 /// commit that removes most of the host's apps waits for `slipway apply --allow-removals`, and
 /// a rename starts the new app before the old one stops.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct RemovalTests {
     /// The example app with workers, and a short grace so the tests see it end.
     func workerApp(grace: String = "3s") throws -> WorkerApp {

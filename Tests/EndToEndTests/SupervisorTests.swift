@@ -3,7 +3,7 @@ import Testing
 
 /// The supervisor end to end: the example Node app as workers of a running agent, on a real
 /// loopback socket, under a load generator that counts every failed request.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .endToEnd)
 struct SupervisorTests {
     @Test func tenDeploysUnderLoadFailNoRequestAndEndOnTheNewRelease() throws {
         let app = try WorkerApp(instances: 3)

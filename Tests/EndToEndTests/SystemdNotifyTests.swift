@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The agent under systemd's `Type=notify`: the test plays systemd's side of NOTIFY_SOCKET.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .endToEnd)
 struct SystemdNotifyTests {
     /// A datagram socket bound at `path` (or in the abstract namespace for "@name").
     static func listen(_ path: String) throws -> Int32 {

@@ -3,7 +3,7 @@ import Testing
 
 /// Signed manifests: keys made with ssh-keygen, commits signed by the git CLI, every verdict
 /// cross-checked against `ssh-keygen -Y verify` on the same payload.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.endToEnd)
 struct TrustTests {
     final class Signed {
         let f: Fixture

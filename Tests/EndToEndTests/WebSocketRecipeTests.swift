@@ -4,7 +4,7 @@ import Testing
 /// docs/frameworks.md's WebSocket recipe (Debian's node-ws): the server closes its clients with
 /// 1001 on the stop signal, the client reconnects with a backoff and resends what was not
 /// acknowledged. Through 3 deploys no message is lost, and no old worker waits for SIGKILL.
-@Suite(.serialized, .timeLimit(.minutes(4))) struct WebSocketRecipeTests {
+@Suite(.serialized, .endToEnd) struct WebSocketRecipeTests {
     static let server = """
     const http = require('http')
     const { WebSocketServer } = require('ws')

@@ -3,7 +3,7 @@ import Testing
 
 /// Workers judged one by one: a release whose health check fails never locks the app, never
 /// serves for long, and never takes a healthy worker down with it.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .endToEnd)
 struct WorkerHealthTests {
     /// The lockout seen with gunicorn (`--workers 2`, one instance): checks through the shared
     /// socket let the broken release pass on the old worker's answer, then the good worker's

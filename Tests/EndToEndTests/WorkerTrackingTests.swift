@@ -7,7 +7,7 @@ extension WorkerHealthTests {
     /// Every worker tracked, whatever was killed when: `kill -9` of the agent at random points of
     /// rollouts (deploys that prune, reloads) ends each time with exactly `instances` workers, all
     /// of the current release, all in the table.
-    @Suite(.timeLimit(.minutes(10)))
+    @Suite(.endToEnd)
     struct WorkerTrackingTests {
         @Test func killingTheAgentAtThirtyRandomPointsOfRolloutsLeavesExactlyInstancesTrackedWorkers() throws {
             let app = try TinyApp.make(instances: 2, keep: 2)

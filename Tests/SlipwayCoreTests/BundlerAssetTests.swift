@@ -43,7 +43,7 @@ import Testing
         let serve = try #require(manifest.frontend?.serve)
         #expect(serve.immutable == [.prefix("/static/"), .glob("/media/**"), .glob("/js/*.chunk.js")])
         let text = render(serve)
-        #expect(text.contains("    location ^~ /static/ {\n        add_header Cache-Control \"public, max-age=31536000, immutable\";\n        try_files /current/frontend$uri @archive;"))
+        #expect(text.contains("    location ^~ /static/ {\n        add_header Cache-Control \"public, max-age=31536000, immutable\";\n        disable_symlinks on from=$document_root/frontend-archive;\n        try_files /frontend-archive$uri @current_asset;"))
         #expect(text.contains("    location ~ \"^/media/.*$\" {"))
         #expect(text.contains("    location ~ \"^/js/[^/]*\\.chunk\\.js$\" {"))
         // Before the hashed-asset location, so they win.

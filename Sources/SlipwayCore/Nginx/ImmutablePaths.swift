@@ -45,9 +45,9 @@ public enum ImmutablePath: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The server block's locations for `frontend.serve.immutable`: before the hashed-asset one,
-/// with the same caching and the same fallback to the frontend archive.
+/// with the same caching and the same order (the frontend archive, then `current`).
 enum ImmutablePaths {
-    static func locations(_ paths: [ImmutablePath], current: String, archive: String) -> [String] {
+    static func locations(_ paths: [ImmutablePath], archive: String) -> [String] {
         guard !paths.isEmpty else { return [] }
         var lines = ["    # frontend.serve.immutable: paths this app's build never changes in place."]
         for path in paths {
@@ -57,7 +57,8 @@ enum ImmutablePaths {
             }
             lines += [
                 "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
-                "        try_files \(current)$uri @archive;",
+                "        disable_symlinks on from=$document_root/\(archive);",
+                "        try_files /\(archive)$uri @current_asset;",
                 "    }",
             ]
         }

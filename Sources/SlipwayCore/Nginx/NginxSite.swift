@@ -60,18 +60,20 @@ public enum NginxSite {
             "    disable_symlinks on from=$document_root\(current);",
             "",
         ]
-        lines += ImmutablePaths.locations(serve.immutable, current: current, archive: archive)
+        lines += ImmutablePaths.locations(serve.immutable, archive: archive)
         lines += [
-            "    # Hashed assets never change: cache them for a year. One missing from the current release",
-            "    # is looked up in the kept releases, so a browser still holding an older index.html loads it.",
+            "    # Hashed assets never change: cache them for a year. They are looked up in the kept",
+            "    # releases' files first (current's among them), so a browser still holding an older",
+            "    # index.html loads its chunks, and a switch of `current` between try_files' stat and",
+            "    # the open cannot turn a kept asset into a 404; then in `current` itself.",
             "    location ~ \"\(hashedAsset)\" {",
             "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
-            "        try_files \(current)$uri @archive;",
-            "    }",
-            "    location @archive {",
-            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
             "        disable_symlinks on from=$document_root/\(archive);",
-            "        try_files /\(archive)$uri =404;",
+            "        try_files /\(archive)$uri @current_asset;",
+            "    }",
+            "    location @current_asset {",
+            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
+            "        try_files \(current)$uri =404;",
             "    }",
             "    # HTML is revalidated on every load, so a deploy is seen at once.",
             "    location ~ \"\\.html?$\" {",

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 
 /// The tests' own detached starts (`TestHTTPSGitServer.spawnAndWait`: fcgiwrap, a fleet's
-/// agents) must not carry away an fd another test has open: in CI a long-lived process kept a
-/// concurrent `agent --once`'s output pipe open (its reader never saw EOF, the test hung) and a
-/// binary copy open for writing (the re-exec of it failed with ETXTBSY).
+/// agents) must not carry away an fd another test has open: a long-lived process holding a
+/// test's output pipe keeps its reader from EOF, and in CI one held a binary copy open for
+/// writing, so the re-exec of it failed with ETXTBSY.
 @Suite(.endToEnd)
 struct DetachedSpawnTests {
     @Test func aDetachedProcessKeepsNoFDItsStarterHadOpen() throws {

@@ -183,9 +183,9 @@ final class TestHTTPSGitServer {
     /// slipway_spawn + waitpid, bypassing Foundation's Process, which here missed the exit of a
     /// shell whose grandchild lives on (and hung the test). Every fd but stdio is closed in the
     /// child: what it starts lives on (fcgiwrap, a fleet's agents), and an fd another test had
-    /// open at that moment without O_CLOEXEC would live on in it. Seen in CI: a pipe of a
-    /// concurrent `agent --once` never reached EOF (BrokenYAMLTests hung), and a binary copy
-    /// still open for writing made ReexecTests' exec fail with ETXTBSY.
+    /// open at that moment without O_CLOEXEC (Foundation's `Pipe`, FileManager's copy) would live
+    /// on in it: a test's output pipe would never reach EOF, and a binary copy still open for
+    /// writing made ReexecTests' exec of it fail with ETXTBSY in CI.
     static func spawnAndWait(_ argv: [String]) throws {
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]

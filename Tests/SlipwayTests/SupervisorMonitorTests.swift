@@ -43,4 +43,44 @@ struct SupervisorMonitorTests {
         _ = await pass.value
         await runtime.supervisor.stopAll()
     }
+
+    /// A worker that passes its start (READY=1) and dies a moment later, saying it binds its
+    /// port itself, crash-loops: the crash loop names the port and the fix, as a failed start
+    /// does (Node without the preload on a busy host: it dies after the 1 s settle).
+    @Test func aCrashLoopNamesThePortTheWorkerBindsItself() async throws {
+        let sandbox = try PassSandbox()
+        try sandbox.commitSource(["worker.py": """
+        import os, socket, sys, time
+        address = os.environ["NOTIFY_SOCKET"]
+        if address.startswith("@"):
+            address = "\\0" + address[1:]
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.connect(address)
+        notify.send(b"READY=1")
+        time.sleep(1.5)
+        print("OSError: [Errno 98] Address already in use: ('0.0.0.0', 8123)", file=sys.stderr, flush=True)
+        sys.exit(1)
+        """])
+        try sandbox.commitManifests(["manifests/demo.yaml": """
+        app: demo
+        source: {repo: \(sandbox.source), ref: main}
+        backend:
+          command: /usr/bin/python3 worker.py
+          instances: 1
+          listen: 127.0.0.1:\(try PassSandbox.freePort())
+          ready: {notify: true, timeout: 5s}
+        """])
+        let runtime = AgentRuntime(config: sandbox.config)
+        _ = await sandbox.reconciler(runtime: runtime).pass()
+        let app = try #require(await runtime.supervisor.existing(AppName("demo")!))
+        var reason = ""
+        for _ in 0..<300 where !reason.contains("crash loop") {
+            reason = await app.degradedReason ?? ""
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(reason.contains("crash loop: worker 0 exited with status 1, 3 times in a row: it binds port 8123 itself (address already in use)"),
+                "\(reason)")
+        #expect(reason.contains(AddressInUse.docs), "\(reason)")
+        await runtime.supervisor.stopAll()
+    }
 }

@@ -40,7 +40,12 @@ extension AppSupervisor {
                 let message = "worker \(slot) \(exit.explanation); restart in \(DurationText.format(delay))"
                 log.note(message, worker: worker.label)
                 if policy.isCrashLooping {
-                    degraded = "crash loop: worker \(slot) \(exit.explanation), \(policy.crashesInARow) times in a row; restarting with backoff (next in \(DurationText.format(delay)))"
+                    // A worker that passed its start (a settle-only one on a busy host may die
+                    // after the settle) and then dies for a reason its output names, such as a
+                    // port it binds itself, gets the same explanation as one that died starting.
+                    let why = await StartFailureHint.explain(worker, target: target, log: log, patience: .milliseconds(100))
+                    degraded = "crash loop: worker \(slot) \(exit.explanation), \(policy.crashesInARow) times in a row"
+                        + (why.map { ": \($0)" } ?? "") + "; restarting with backoff (next in \(DurationText.format(delay)))"
                     logger.error("\(degraded!)", metadata: ["app": "\(app)"])
                 } else {
                     logger.warning("\(message)", metadata: ["app": "\(app)"])

@@ -44,7 +44,7 @@ struct SupervisorMonitorTests {
         await runtime.supervisor.stopAll()
     }
 
-    /// A worker that passes its start (READY=1) and dies a moment later, saying it binds its
+    /// A worker that passes its start (READY=1) and dies after the deploy, saying it binds its
     /// port itself, crash-loops: the crash loop names the port and the fix, as a failed start
     /// does (Node without the preload on a busy host: it dies after the 1 s settle).
     @Test func aCrashLoopNamesThePortTheWorkerBindsItself() async throws {
@@ -57,7 +57,9 @@ struct SupervisorMonitorTests {
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.connect(address)
         notify.send(b"READY=1")
-        time.sleep(1.5)
+        # Dies only once the deploy is done (the test says so): a crash after the start.
+        while not os.path.exists(sys.argv[1]):
+            time.sleep(0.05)
         print("OSError: [Errno 98] Address already in use: ('0.0.0.0', 8123)", file=sys.stderr, flush=True)
         sys.exit(1)
         """])
@@ -65,14 +67,16 @@ struct SupervisorMonitorTests {
         app: demo
         source: {repo: \(sandbox.source), ref: main}
         backend:
-          command: /usr/bin/python3 worker.py
+          command: /usr/bin/python3 worker.py \(sandbox.root)/go
           instances: 1
           listen: 127.0.0.1:\(try PassSandbox.freePort())
           ready: {notify: true, timeout: 5s}
         """])
         let runtime = AgentRuntime(config: sandbox.config)
         _ = await sandbox.reconciler(runtime: runtime).pass()
+        #expect(sandbox.status()?.condition == .converged, "\(String(describing: sandbox.status()))")
         let app = try #require(await runtime.supervisor.existing(AppName("demo")!))
+        #expect(FileManager.default.createFile(atPath: sandbox.root + "/go", contents: nil))
         var reason = ""
         for _ in 0..<300 where !reason.contains("crash loop") {
             reason = await app.degradedReason ?? ""

@@ -98,7 +98,8 @@ struct ReexecTests {
         try Self.copyClosedOnExec(Fixture.binary, to: real)
         try Self.replaceWithScript(binary, "#!/bin/sh\nexec env SLIPWAY_TEST_HANDOVER_REFUSE=1 \(real) \"$@\"\n")
         kill(agent, SIGUSR2)
-        #expect(app.f.waitUntil(seconds: 15) { Self.image(app.f)?["failedReexecs"] as? Int == 2 }, "\(app.agentLog)")
+        #expect(app.f.waitUntil(seconds: 15) { Self.image(app.f)?["failedReexecs"] as? Int == 2 },
+                "agent.json: \(app.f.read(app.f.stateDir + "/agent.json") ?? "none")\n\(app.agentLog)")
         #expect(app.agentLog.contains("the previous image took them back"), "\(app.agentLog)")
         #expect(Self.executableInode(agent) == original)
         #expect(try app.workerPIDs() == before)

@@ -65,7 +65,7 @@ final class StateRecall {
         } else {
             try FileOps.writeAtomically(bytes, to: file.path, mode: 0o640)
             // The same inode under the second name: no second write, no second fsync.
-            let temp = durablePath + ".tmp-\(getpid())"
+            let temp = FileOps.tempName(for: durablePath)
             unlink(temp)
             if link(file.path, temp) == 0, rename(temp, durablePath) == 0 {
                 durable = state

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A failed system call, named with what it was doing and on which path.
 public struct SystemError: Error, Sendable, CustomStringConvertible {
@@ -17,6 +18,16 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
 
 /// Small file helpers on plain system calls: they never follow a symlink they were not asked to.
 enum FileOps {
+    private static let tempNumbers = Atomic<Int>(0)
+
+    /// A temp name beside `path` that no other write uses at the same time: this process's pid
+    /// and a number of its own. With the pid alone, two threads writing one file (`agent.json`
+    /// at a re-exec's READY and after its takeover) opened the same temp file, and the shorter
+    /// write left the longer one's tail after its own bytes.
+    static func tempName(for path: String) -> String {
+        path + ".tmp-\(getpid())-\(tempNumbers.add(1, ordering: .relaxed).newValue)"
+    }
+
     static func lstatMode(_ path: String) -> mode_t? {
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
@@ -57,7 +68,7 @@ enum FileOps {
     /// then rename(2) over it, so a reader sees the old target or the new one, never neither.
     static func replaceSymlink(at path: String, pointingTo target: String) throws {
         let directory = String(path[..<path.lastIndex(of: "/")!])
-        let temp = directory + "/." + String(path[path.index(after: path.lastIndex(of: "/")!)...]) + ".tmp-\(getpid())"
+        let temp = tempName(for: directory + "/." + String(path[path.index(after: path.lastIndex(of: "/")!)...]))
         unlink(temp)
         guard symlink(target, temp) == 0 else { throw SystemError("creating link", path: temp) }
         guard rename(temp, path) == 0 else {
@@ -74,7 +85,7 @@ enum FileOps {
     /// re-exec has, issue 19): a crash may leave the previous version, or on some filesystems an
     /// empty file.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = true) throws {
-        let temp = path + ".tmp-\(getpid())"
+        let temp = tempName(for: path)
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("writing", path: temp) }
         do {

@@ -55,13 +55,18 @@ enum ImmutablePaths {
             case .prefix(let prefix): lines.append("    location ^~ \(prefix) {")
             case .glob: lines.append("    location ~ \"\(path.regex)\" {")
             }
-            lines += [
-                "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
-                "        disable_symlinks on from=$document_root/\(archive);",
-                "        try_files /\(archive)$uri @current_asset;",
-                "    }",
-            ]
+            lines += body(archive: archive) + ["    }"]
         }
         return lines
+    }
+
+    /// The inside of every immutable location, these and the hashed-asset one: cached for a
+    /// year, looked up in the frontend archive first, then in `current` (`@current_asset`).
+    static func body(archive: String) -> [String] {
+        [
+            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
+            "        disable_symlinks on from=$document_root/\(archive);",
+            "        try_files /\(archive)$uri @current_asset;",
+        ]
     }
 }

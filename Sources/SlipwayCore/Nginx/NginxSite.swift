@@ -67,9 +67,7 @@ public enum NginxSite {
             "    # index.html loads its chunks, and a switch of `current` between try_files' stat and",
             "    # the open cannot turn a kept asset into a 404; then in `current` itself.",
             "    location ~ \"\(hashedAsset)\" {",
-            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
-            "        disable_symlinks on from=$document_root/\(archive);",
-            "        try_files /\(archive)$uri @current_asset;",
+        ] + ImmutablePaths.body(archive: archive) + [
             "    }",
             "    location @current_asset {",
             "        add_header Cache-Control \"public, max-age=31536000, immutable\";",

@@ -76,28 +76,14 @@ struct StartPriorityRaiseTests {
     /// The lowest-numbered core this process may run on (util-linux's taskset: Swift's Glibc
     /// module has no sched_getaffinity).
     static func firstAllowedCore() throws -> Int? {
-        let list = try Self.run("/usr/bin/taskset", ["-pc", String(getpid())])
+        let list = try PassSandbox.run("/usr/bin/taskset", ["-pc", String(getpid())])
         // "pid 123's current affinity list: 0,1" or "0-1".
         return list.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces).prefix { $0.isNumber }) }
     }
 
     /// `pid` runs on `core` only.
     static func pin(_ pid: pid_t, to core: Int) -> Bool {
-        (try? Self.run("/usr/bin/taskset", ["-pc", String(core), String(pid)])) != nil
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw SandboxError("\(executable) \(arguments): exit \(process.terminationStatus)") }
-        return text
+        (try? PassSandbox.run("/usr/bin/taskset", ["-pc", String(core), String(pid)])) != nil
     }
 
     /// A pass (still running) that starts the sandbox's worker, and that worker's pid.

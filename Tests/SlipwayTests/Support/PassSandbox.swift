@@ -121,8 +121,14 @@ final class PassSandbox {
 
     @discardableResult
     static func git(_ arguments: [String]) throws -> String {
+        try run("/usr/bin/git", arguments)
+    }
+
+    /// Runs `executable` to its end; what it printed, or an error when it failed.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -130,7 +136,9 @@ final class PassSandbox {
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw SandboxError("git \(arguments.joined(separator: " ")) failed") }
+        guard process.terminationStatus == 0 else {
+            throw SandboxError("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed")
+        }
         return String(decoding: output, as: UTF8.self)
     }
 }

@@ -51,6 +51,8 @@ import Testing
         #expect(workers.instances == .count(4))
         #expect(workers.listen == .tcp(host: "127.0.0.1", port: 3000))
         #expect(workers.ready == Workers.Ready(notify: true, timeout: .seconds(5)))
+        #expect(workers.ready.lowPriorityPatience == .milliseconds(2_500))
+        #expect(Workers.Ready().timeout == .seconds(30) && Workers.Ready().lowPriorityPatience == .seconds(5))
         #expect(workers.health == Workers.Health(path: "/api/health", timeout: .seconds(2)))
         #expect(workers.stop == Workers.Stop(signal: .int, timeout: .seconds(15)))
         #expect(workers.maxMemory == 512 << 20)

@@ -150,10 +150,10 @@ extension AppSupervisor {
         }
         let ready = target.workers.ready
         // The low priority is a courtesy to the workers serving, never the reason a start
-        // fails: on a saturated host a worker not ready by half its timeout gets normal
-        // priority for the rest of it.
+        // fails: on a saturated host a worker not ready by half its timeout (5 s at most) gets
+        // normal priority for the rest of it.
         let raise = Task { [pid = worker.pid] in
-            guard low, (try? await Task.sleep(for: ready.timeout / 2)) != nil else { return }
+            guard low, (try? await Task.sleep(for: ready.lowPriorityPatience)) != nil else { return }
             StartPriority.restore(pid: pid)
         }
         defer { raise.cancel() }

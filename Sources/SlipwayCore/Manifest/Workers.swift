@@ -64,7 +64,16 @@ public struct Workers: Sendable, Equatable {
         public var timeout: Duration
 
         public static let settle = Duration.seconds(1)
-        public init(notify: Bool = false, timeout: Duration = .seconds(5)) {
+        /// The longest a starting worker stays at the lower priority (half its `timeout`, at
+        /// most this): long enough for a Node or Python boot, short enough that a saturated
+        /// host's rollout is not held back for the whole wait.
+        public static let lowPriorityAtMost = Duration.seconds(5)
+        /// How long a worker at the lower priority may take before it gets normal priority.
+        public var lowPriorityPatience: Duration { min(timeout / 2, Self.lowPriorityAtMost) }
+
+        /// 30 s (Kamal's `deploy_timeout`): Node with Express took 3.6–6.2 s to listen on a
+        /// 2-core host busy with a load test, and a start that fails for a slow boot fails the deploy.
+        public init(notify: Bool = false, timeout: Duration = .seconds(30)) {
             self.notify = notify
             self.timeout = timeout
         }

@@ -60,11 +60,14 @@ enum ImmutablePaths {
         return lines
     }
 
+    /// The header of everything immutable: these locations, the hashed-asset one and `@current_asset`.
+    static let cachedForAYear = "        add_header Cache-Control \"public, max-age=31536000, immutable\";"
+
     /// The inside of every immutable location, these and the hashed-asset one: cached for a
     /// year, looked up in the frontend archive first, then in `current` (`@current_asset`).
     static func body(archive: String) -> [String] {
         [
-            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
+            cachedForAYear,
             "        disable_symlinks on from=$document_root/\(archive);",
             "        try_files /\(archive)$uri @current_asset;",
         ]

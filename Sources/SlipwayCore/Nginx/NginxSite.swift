@@ -70,7 +70,7 @@ public enum NginxSite {
         ] + ImmutablePaths.body(archive: archive) + [
             "    }",
             "    location @current_asset {",
-            "        add_header Cache-Control \"public, max-age=31536000, immutable\";",
+            ImmutablePaths.cachedForAYear,
             "        try_files \(current)$uri =404;",
             "    }",
             "    # HTML is revalidated on every load, so a deploy is seen at once.",

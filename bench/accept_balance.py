@@ -13,7 +13,9 @@ loads on each: CLIENTS client processes (half keep-alive, half a new connection 
 cheap route; and the same with one more client asking, on new connections, for a route that keeps
 its worker busy for 20 ms. Prints p50/p99 of the cheap requests, medians over the rounds.
 """
-import argparse, http.client, multiprocessing as mp, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, multiprocessing as mp, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+from http_client import request_until  # bench/http_client.py
 
 APP = """const express = require("express");
 const app = express();
@@ -25,21 +27,7 @@ PORT = 20531
 
 
 def client(keepalive, end_at, results, path):
-    latencies, conn = [], None
-    while time.time() < end_at:
-        started = time.monotonic()
-        try:
-            if conn is None: conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
-            conn.request("GET", path)
-            conn.getresponse().read()
-            latencies.append(time.monotonic() - started)
-            if not keepalive:
-                conn.close()
-                conn = None
-        except OSError:
-            if conn: conn.close()
-            conn = None
-    results.put(latencies)
+    results.put([latency for (_, latency, _) in request_until(lambda: end_at, lambda now: PORT, path, keepalive)])
 
 
 def load(clients, seconds, busy):

@@ -22,6 +22,8 @@ Prints one table. Needs node and /usr/share/nodejs/express.
 """
 import argparse, http.client, multiprocessing as mp, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
+from http_client import request_until  # bench/http_client.py
+
 APP = """const express = require("express");
 const app = express();
 const port = Number(process.env.PORT);
@@ -44,25 +46,8 @@ def start(directory, port, flags=()):
 
 def client(keepalive, switch_at, end_at, results):
     """Requests the warm process until `switch_at`, then the fresh one until `end_at`."""
-    records, conn, current = [], None, None
-    while (now := time.time()) < end_at.value:
-        port = FRESH_PORT if now >= switch_at.value else WARM_PORT
-        if port != current:
-            if conn: conn.close()
-            conn, current = None, port
-        sent, started = time.time(), time.monotonic()
-        try:
-            if conn is None: conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/")
-            conn.getresponse().read()
-            records.append((sent, time.monotonic() - started, port))
-            if not keepalive:
-                conn.close()
-                conn = None
-        except OSError:
-            if conn: conn.close()
-            conn = None
-    results.put(records)
+    port_now = lambda now: FRESH_PORT if now >= switch_at.value else WARM_PORT
+    results.put(request_until(lambda: end_at.value, port_now, "/", keepalive))
 
 
 def warm_up(port, requests, connections):

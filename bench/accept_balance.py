@@ -15,7 +15,7 @@ its worker busy for 20 ms. Prints p50/p99 of the cheap requests, medians over th
 """
 import argparse, multiprocessing as mp, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
-from http_client import request_until  # bench/http_client.py
+from http_client import percentile_ms, request_until  # bench/http_client.py
 
 APP = """const express = require("express");
 const app = express();
@@ -36,7 +36,7 @@ def load(clients, seconds, busy):
     pool = [mp.Process(target=client, args=(i % 2 == 0, end, results, "/")) for i in range(clients)]
     extra = [mp.Process(target=client, args=(False, end, busy_results, "/busy"))] if busy else []
     for p in pool + extra: p.start()
-    latencies = sorted(l for _ in pool for l in results.get(timeout=seconds + 60))
+    latencies = [l for _ in pool for l in results.get(timeout=seconds + 60)]
     for _ in extra: busy_results.get(timeout=seconds + 60)
     for p in pool + extra: p.join(timeout=10)
     return latencies
@@ -66,7 +66,7 @@ def one_round(directory, layout, args):
         result = {}
         for busy in (False, True):
             latencies = load(args.clients, args.seconds, busy)
-            result[busy] = (latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000)
+            result[busy] = (percentile_ms(latencies, 0.5), percentile_ms(latencies, 0.99))
         return result
     finally:
         for worker in workers:

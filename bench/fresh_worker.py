@@ -22,7 +22,7 @@ Prints one table. Needs node and /usr/share/nodejs/express.
 """
 import argparse, http.client, multiprocessing as mp, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 
-from http_client import request_until  # bench/http_client.py
+from http_client import percentile_ms, request_until  # bench/http_client.py
 
 APP = """const express = require("express");
 const app = express();
@@ -66,8 +66,7 @@ def warm_up(port, requests, connections):
 
 
 def p99(latencies):
-    ordered = sorted(latencies)
-    return ordered[int(len(ordered) * 0.99)] * 1000 if ordered else float("nan")
+    return percentile_ms(latencies, 0.99)
 
 
 def one_round(directory, variant, clients):

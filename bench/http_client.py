@@ -6,8 +6,8 @@ import http.client, time
 
 def request_until(end_at, port_now, path, keepalive):
     """(wall time sent, seconds to the whole answer, port) of every answered GET of `path` until
-    `end_at()` (epoch seconds) has passed; `port_now()` names the loopback port of each request (a
-    new one drops the connection). A request that failed is not recorded; the next opens anew."""
+    `end_at()` (epoch seconds) has passed; `port_now(now)` names the loopback port of each request
+    (a new one drops the connection). A request that failed is not recorded; the next opens anew."""
     records, conn, current = [], None, None
     while (now := time.time()) < end_at():
         port = port_now(now)
@@ -27,3 +27,9 @@ def request_until(end_at, port_now, path, keepalive):
             if conn: conn.close()
             conn = None
     return records
+
+
+def percentile_ms(latencies, fraction):
+    """The `fraction` percentile (0.99 for p99) of `latencies` in seconds, in milliseconds; nan for none."""
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000 if ordered else float("nan")

@@ -67,6 +67,45 @@ struct SupervisorTests {
         #expect(app.f.current() == good)
     }
 
+    @Test func minReadyKeepsTheOldWorkerServingAndAWorkerThatDiesMeanwhileFailsTheRolloutBeforeAnyOldOneStops() throws {
+        let app = try WorkerApp(instances: 2)
+        try app.commitManifest(instances: 2, minReady: "2s")
+        try app.start()
+        let load = try LoadRun(port: app.port, threads: 4, scratch: app.f.scratch)
+        let started = ContinuousClock.now
+        let result = try app.deployNewVersion("v2")
+        let took = ContinuousClock.now - started
+        #expect(result.status == 0, "\(result.output)")
+        let good = try #require(app.f.current())
+        // Each slot: the new worker ready, then 2 s beside the old one, then the old one stops.
+        #expect(took >= .seconds(4), "the deploy took \(took)")
+        let log = app.workerLog
+        #expect(log.components(separatedBy: "(backend.ready.min_ready)").count - 1 == 2, "\(log)")
+        let summary = try load.finish()
+        #expect(summary.failed == 0, "errors: \(summary.errors)")
+        #expect(summary.releases[good] ?? 0 > 0, "\(summary.releases)")
+        let goodPIDs = try app.workerPIDs()
+
+        // A release whose worker dies half a second after its first health check (the agent's,
+        // right after READY=1): it fails inside min_ready, and no old worker has been stopped.
+        let server = try #require(app.f.read(app.f.sourceRepo + "/server/server.js"))
+        let dies = """
+        const http = require("http");
+        const emit = http.Server.prototype.emit;
+        http.Server.prototype.emit = function (event, request, ...rest) {
+          if (event === "request" && request.url === "/api/health") setTimeout(() => process.exit(5), 500);
+          return emit.call(this, event, request, ...rest);
+        };
+
+        """
+        let failed = try app.deployNewVersion("dies", files: ["server/server.js": dies + server])
+        #expect(failed.status != 0)
+        #expect(app.f.current() == good)
+        #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
+        let message = try app.f.appStatus()["message"] as? String ?? ""
+        #expect(message.contains("exited with status 5 within backend.ready.min_ready (2s) of being ready"), "\(message)")
+    }
+
     @Test func aWorkerThatIgnoresItsStopSignalIsKilledAfterTheTimeout() throws {
         let app = try WorkerApp(instances: 1, env: ["IGNORE_STOP": "1"])
         try app.commitManifest(instances: 1, backend: "", env: ["IGNORE_STOP": "1"])

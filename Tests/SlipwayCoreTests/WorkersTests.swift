@@ -88,6 +88,18 @@ import Testing
         ])
     }
 
+    @Test func minReadyIsADurationOfAtMostAMinuteAndNoneByDefault() throws {
+        #expect(Workers.Ready().minReady == .zero)
+        let workers = try #require(try decode("  command: x\n  ready: {notify: true, min_ready: 1500ms}\n").get().backend?.workers)
+        #expect(workers.ready == Workers.Ready(notify: true, minReady: .milliseconds(1_500)))
+        #expect(try decode("  command: x\n  ready: {min_ready: 0s}\n").get().backend?.workers?.ready.minReady == .zero)
+        #expect(problems("  command: x\n  ready: {min_ready: 2m}\n") == [
+            "m.yaml:5:22: backend.ready.min_ready must be at most 1m, not 2m — a few seconds: each slot of a rollout waits this long, with two workers running",
+        ])
+        #expect(problems("  command: x\n  ready: {min_ready: soon}\n").first?.contains("backend.ready.min_ready must be a duration, not 'soon'") == true)
+        #expect(problems("  command: x\n  ready: {min_ready: 2}\n").first?.contains("must be a duration") == true)
+    }
+
     @Test func stopSignalsAreNamedWithOrWithoutSIG() throws {
         #expect(try decode("  command: x\n  stop: {signal: int}\n").get().backend?.workers?.stop.signal == .int)
         #expect(try decode("  command: x\n  stop: {signal: TERM}\n").get().backend?.workers?.stop.signal == .term)

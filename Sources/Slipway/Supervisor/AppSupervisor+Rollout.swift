@@ -5,7 +5,8 @@ import SlipwayCore
 /// (`verify`); on a failure, going back to the target before.
 extension AppSupervisor {
     /// Brings the workers to `target`, one slot at a time: start the new worker, wait until it
-    /// is ready and healthy, then stop the old one. On a failure the new workers are stopped
+    /// is ready and healthy (and has served `ready.min_ready` beside the old one), then stop the
+    /// old one. On a failure the new workers are stopped
     /// and the slots already moved go back to the previous target, so the old release keeps
     /// serving. `force` replaces workers that already run the target (`slipway reload`).
     func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
@@ -184,6 +185,16 @@ extension AppSupervisor {
         }
         if let exit = worker.exit { return "\(exit.explanation) right after starting" }
         if low { StartPriority.restore(pid: worker.pid) }
+        // `min_ready`: the new worker serves beside the one it replaces before that one stops.
+        // It is not in the slot yet, so one that exits meanwhile fails the rollout with every
+        // old worker still in its slot, serving.
+        let minReady = target.workers.ready.minReady
+        if minReady > .zero, let old = slots[slot]?.running {
+            log.note("ready; serving beside \(old.label) for \(DurationText.format(minReady)) (backend.ready.min_ready)", worker: worker.label)
+            if let exit = await worker.exit(within: minReady) {
+                return "\(exit.explanation) within backend.ready.min_ready (\(DurationText.format(minReady))) of being ready; see 'slipway logs \(app)'"
+            }
+        }
         slots[slot, default: WorkerSlot()].worker = worker
         return nil
     }

@@ -177,6 +177,11 @@ final class WorkerProcess: Sendable {
         }
     }
 
+    /// How the worker ended if it exits within `duration` from now; nil while it runs.
+    func exit(within duration: Duration) async -> ChildProcess.Termination? {
+        await waitExit(until: .now + duration)
+    }
+
     /// Waits until the worker has exited, or `deadline`; returns how it ended, if it did.
     private func waitExit(until deadline: ContinuousClock.Instant?) async -> ChildProcess.Termination? {
         while true {

@@ -76,10 +76,18 @@ enum BackendDecoder {
                               hint: "use a relative path like unix:run/web.sock (it lives under <apps_root>/<app>/)")
             }
         }
-        if let node = fields["ready"], let ready = reader.fields(of: node, named: "backend.ready", known: ["notify", "timeout"]) {
+        if let node = fields["ready"], let ready = reader.fields(of: node, named: "backend.ready", known: ["notify", "timeout", "min_ready"]) {
             if let value = ready["notify"].flatMap({ reader.bool($0, "backend.ready.notify") }) { workers.ready.notify = value }
             if let value = ready["timeout"].flatMap({ reader.duration($0, "backend.ready.timeout", atLeast: .milliseconds(100)) }) {
                 workers.ready.timeout = value
+            }
+            if let node = ready["min_ready"], let value = reader.duration(node, "backend.ready.min_ready", atLeast: .zero) {
+                if value > Workers.Ready.minReadyAtMost {
+                    reader.report("backend.ready.min_ready must be at most \(DurationText.format(Workers.Ready.minReadyAtMost)), not \(DurationText.format(value))",
+                                  at: node.mark, hint: "a few seconds: each slot of a rollout waits this long, with two workers running")
+                } else {
+                    workers.ready.minReady = value
+                }
             }
         }
         if let node = fields["health"], let health = reader.fields(of: node, named: "backend.health", known: ["path", "timeout"]) {

@@ -62,6 +62,14 @@ public struct Workers: Sendable, Equatable {
         /// stayed up for `Ready.settle` (and passed the health check, when there is one).
         public var notify: Bool
         public var timeout: Duration
+        /// How long a new worker serves beside the worker it replaces before that one is told to
+        /// stop and the rollout moves to the next slot (Kubernetes' `minReadySeconds`). A worker
+        /// that exits meanwhile fails the rollout while every old worker still serves. It also
+        /// paces a rollout: a fresh Node process answers its first second at 1.7 times a warm
+        /// one's p99 (`bench/fresh_worker.py`), and on 2 cores 4 of them started back to back
+        /// cost the clients more than the same starts spread out.
+        public var minReady: Duration
+        public static let minReadyAtMost = Duration.seconds(60)
 
         public static let settle = Duration.seconds(1)
         /// The longest a starting worker stays at the lower priority (half its `timeout`, at
@@ -73,9 +81,10 @@ public struct Workers: Sendable, Equatable {
 
         /// 30 s (Kamal's `deploy_timeout`): Node with Express took 3.6–6.2 s to listen on a
         /// 2-core host busy with a load test, and a start that fails for a slow boot fails the deploy.
-        public init(notify: Bool = false, timeout: Duration = .seconds(30)) {
+        public init(notify: Bool = false, timeout: Duration = .seconds(30), minReady: Duration = .zero) {
             self.notify = notify
             self.timeout = timeout
+            self.minReady = minReady
         }
     }
 

@@ -67,7 +67,9 @@ final class WorkerApp {
     }
 
     /// `serve` is the frontend's serve section (defaults to nginx on its port when the app has one).
-    func commitManifest(instances: Int = 2, backend: String = "", env: [String: String] = [:], serve: String? = nil, keep: Int = 4) throws {
+    /// `minReady`: the manifest's backend.ready.min_ready.
+    func commitManifest(instances: Int = 2, backend: String = "", env: [String: String] = [:], serve: String? = nil, keep: Int = 4,
+                        minReady: String? = nil) throws {
         self.instances = instances
         let serveLines = (serve ?? nginx.map { "serve:\n  server_name: localhost\n  listen: 127.0.0.1:\($0.port)\n  spa: true\n  api: {path: /api/}" } ?? "")
             .split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
@@ -95,7 +97,7 @@ final class WorkerApp {
           listen: 127.0.0.1:\(port)
           ready:
             notify: true
-            timeout: 30s
+            timeout: 30s\(minReady.map { "\n    min_ready: \($0)" } ?? "")
           health:
             path: /api/health
           stop:

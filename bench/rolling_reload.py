@@ -2,7 +2,7 @@
 """Rolling reload vs gunicorn's HUP reload vs a naive stop-then-start, under the same load.
 
     python3 bench/rolling_reload.py [--rounds 5] [--reloads 3] [--instances 4] [--threads 4] [--steady 3]
-                                    [--slipway BIN] [--baseline BIN]
+                                    [--slipway BIN] [--baseline BIN] [--min-ready D] [--baseline-min-ready D]
 
 Deploys examples/platform (Node + Debian's node-express) with a running agent, `instances`
 workers on a loopback port (and, with BASELINE, a second agent of that binary deploying its own
@@ -78,7 +78,7 @@ class Load:
 class Deployed:
     """One agent (its own state, apps and port) running examples/platform."""
 
-    def __init__(self, binary, work, tag, src, instances):
+    def __init__(self, binary, work, tag, src, instances, min_ready=None):
         self.binary = binary
         root = os.path.join(work, tag)
         os.makedirs(root)
@@ -88,6 +88,8 @@ class Deployed:
         os.makedirs(os.path.join(manifests, "manifests"))
         with open(os.path.join(ROOT, "examples/platform/manifest.yaml.in")) as f:
             text = f.read().replace("@SOURCE_REPO@", src).replace("@PORT@", str(self.port)).replace("instances: 2", f"instances: {instances}")
+        if min_ready is not None:  # backend.ready.min_ready, over the example's own
+            text = re.sub(r"\n    min_ready: .*", "", text).replace("\n  ready:\n", f"\n  ready:\n    min_ready: {min_ready}\n")
         with open(os.path.join(manifests, "manifests/platform.yaml"), "w") as f:
             f.write(text)
         git(manifests, "init", "-q", "-b", "main")
@@ -174,6 +176,8 @@ def main():
     ap.add_argument("--steady", type=float, default=3)
     ap.add_argument("--slipway", help="a slipway binary (default: build this checkout, release)")
     ap.add_argument("--baseline", help="another slipway binary run side by side (its own agent and port)")
+    ap.add_argument("--min-ready", help="backend.ready.min_ready for the Slipway row (default: the example manifest's)")
+    ap.add_argument("--baseline-min-ready", help="the same for the baseline row (e.g. 0s, with --baseline the same binary)")
     args = ap.parse_args()
     accounts = app_accounts()
 
@@ -196,11 +200,11 @@ def main():
     git(src, "commit", "-q", "-m", "v1")
     running = []
     try:
-        slip = Deployed(slipway, work, "slipway", src, args.instances)
+        slip = Deployed(slipway, work, "slipway", src, args.instances, args.min_ready)
         running.append(slip)
         base = None
         if args.baseline:
-            base = Deployed(args.baseline, work, "baseline", src, args.instances)
+            base = Deployed(args.baseline, work, "baseline", src, args.instances, args.baseline_min_ready)
             running.append(base)
         guni = Gunicorn(work, args.instances)
         running.append(guni)

@@ -20,6 +20,12 @@ Prints one table: per row the medians over the rounds of p50/p99/max, the failur
 p99 against its own steady state (Slipway's rows against the Slipway steady row, gunicorn's HUP
 against gunicorn steady), and how long one reload took (the command's wall time: a rollout whose
 new workers start at a low priority on a saturated host takes longer, by design).
+
+A reload row's p99 falls as its reloads get longer, whatever fills the time: the same slow
+answers become a smaller share of more requests (a preload that slept 2.5 s before listening
+scored as well as a warm-up; docs/performance.md). Read the reload time beside the p99, and
+compare rows of equal reload time. --min-ready sets backend.ready.min_ready for the Slipway row
+and --baseline-min-ready for the baseline row (the same binary as --baseline is allowed).
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 

@@ -65,9 +65,9 @@ public struct Workers: Sendable, Equatable {
         /// How long a new worker serves beside the worker it replaces before that one is told to
         /// stop and the rollout moves to the next slot (Kubernetes' `minReadySeconds`). A worker
         /// that exits meanwhile fails the rollout while every old worker still serves. It also
-        /// paces a rollout: a fresh Node process answers its first second at 1.7 times a warm
-        /// one's p99 (`bench/fresh_worker.py`), and on 2 cores 4 of them started back to back
-        /// cost the clients more than the same starts spread out.
+        /// paces a rollout, which spreads the fresh processes' slow first seconds (1.7 times a
+        /// warm one's p99, `bench/fresh_worker.py`) over a longer time: as many slow answers,
+        /// a lower p99 while it lasts.
         public var minReady: Duration
         public static let minReadyAtMost = Duration.seconds(60)
 

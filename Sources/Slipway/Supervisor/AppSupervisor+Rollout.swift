@@ -6,9 +6,9 @@ import SlipwayCore
 extension AppSupervisor {
     /// Brings the workers to `target`, one slot at a time: start the new worker, wait until it
     /// is ready and healthy (and has served `ready.min_ready` beside the old one), then stop the
-    /// old one. On a failure the new workers are stopped
-    /// and the slots already moved go back to the previous target, so the old release keeps
-    /// serving. `force` replaces workers that already run the target (`slipway reload`).
+    /// old one. On a failure the new workers are stopped and the slots already moved go back to
+    /// the previous target, so the old release keeps serving. `force` replaces workers that
+    /// already run the target (`slipway reload`).
     func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
         await exclusively {
             startMonitor()

@@ -72,15 +72,20 @@ struct SupervisorTests {
         try app.commitManifest(instances: 2, minReady: "2s")
         try app.start()
         let load = try LoadRun(port: app.port, threads: 4, scratch: app.f.scratch)
+        let table = TableWatcher(path: app.f.stateDir + "/workers/demo.json")
         let started = ContinuousClock.now
         let result = try app.deployNewVersion("v2")
         let took = ContinuousClock.now - started
+        let seen = table.stop()
         #expect(result.status == 0, "\(result.output)")
         let good = try #require(app.f.current())
         // Each slot: the new worker ready, then 2 s beside the old one, then the old one stops.
         #expect(took >= .seconds(4), "the deploy took \(took)")
         let log = app.workerLog
         #expect(log.components(separatedBy: "(backend.ready.min_ready)").count - 1 == 2, "\(log)")
+        // Status lists the new worker while it starts and while it serves beside the old one.
+        #expect(seen.contains("0 starting \(good)") && seen.contains("1 starting \(good)"), "\(seen.sorted())")
+        #expect(seen.contains("0 ready \(good) beside 0 ready") && seen.contains("1 ready \(good) beside 1 ready"), "\(seen.sorted())")
         let summary = try load.finish()
         #expect(summary.failed == 0, "errors: \(summary.errors)")
         #expect(summary.releases[good] ?? 0 > 0, "\(summary.releases)")
@@ -104,6 +109,72 @@ struct SupervisorTests {
         #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
         let message = try app.f.appStatus()["message"] as? String ?? ""
         #expect(message.contains("exited with status 5 within backend.ready.min_ready (2s) of being ready"), "\(message)")
+
+        // A release whose worker passes its first health check and answers 500 from then on:
+        // the check at the end of min_ready fails it, and again no old worker has been stopped.
+        let sick = """
+        const http = require("http");
+        const emit = http.Server.prototype.emit;
+        let checks = 0;
+        http.Server.prototype.emit = function (event, request, response, ...rest) {
+          if (event === "request" && request.url === "/api/health" && ++checks > 1) {
+            response.statusCode = 500;
+            response.end("sick\\n");
+            return true;
+          }
+          return emit.call(this, event, request, response, ...rest);
+        };
+
+        """
+        let unhealthy = try app.deployNewVersion("sick", files: ["server/server.js": sick + server])
+        #expect(unhealthy.status != 0)
+        #expect(app.f.current() == good)
+        #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
+        let sickMessage = try app.f.appStatus()["message"] as? String ?? ""
+        #expect(sickMessage.contains("failed its health check: GET /api/health answered 500 on its own socket (fd 4) at the end of backend.ready.min_ready (2s)"),
+                "\(sickMessage)")
+        #expect(try app.get("/api/hello").status == 200)
+    }
+
+    /// Reads a worker table every 50 ms until stopped: per row `slot state release`, and for a
+    /// row of a slot that also has a ready row of another release, `… beside <slot> ready`.
+    private final class TableWatcher: @unchecked Sendable {
+        private let lock = NSLock()
+        private var seen: Set<String> = []
+        private var running = true
+        private let done = DispatchSemaphore(value: 0)
+
+        init(path: String) {
+            DispatchQueue.global().async {
+                while self.lock.withLock({ self.running }) {
+                    if let data = FileManager.default.contents(atPath: path),
+                       let table = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                       let workers = table["workers"] as? [[String: Any]] {
+                        let rows = workers.compactMap { row -> (slot: Int, state: String, release: String)? in
+                            guard let slot = row["slot"] as? Int, let state = row["state"] as? String,
+                                  let release = row["release"] as? String else { return nil }
+                            return (slot, state, release)
+                        }
+                        var found: Set<String> = []
+                        for row in rows {
+                            found.insert("\(row.slot) \(row.state) \(row.release)")
+                            if rows.contains(where: { $0.slot == row.slot && $0.state == "ready" && $0.release != row.release }) {
+                                found.insert("\(row.slot) \(row.state) \(row.release) beside \(row.slot) ready")
+                            }
+                        }
+                        self.lock.withLock { self.seen.formUnion(found) }
+                    }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                self.done.signal()
+            }
+        }
+
+        func stop() -> Set<String> {
+            lock.withLock { running = false }
+            _ = done.wait(timeout: .now() + 10)
+            return lock.withLock { seen }
+        }
     }
 
     @Test func aWorkerThatIgnoresItsStopSignalIsKilledAfterTheTimeout() throws {

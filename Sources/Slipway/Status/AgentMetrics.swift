@@ -117,9 +117,10 @@ public final class AgentMetrics: @unchecked Sendable {
                            labels: [("app", app)]).set(to: table.degraded == nil ? 0 : 1)
         lock.withLock {
             var seen: Set<String> = []
+            // A slot's first row is the worker in it; one a rollout is starting for it follows.
             for worker in table.workers where worker.state != .draining {
                 let key = "\(app)/\(worker.slot)"
-                seen.insert(key)
+                guard seen.insert(key).inserted else { continue }
                 let gauge = rssGauges[key] ?? registry.makeGauge(
                     descriptor: Self.name("worker_resident_memory", unit: "bytes", help: "RSS of each worker's process group."),
                     labels: [("app", app), ("slot", String(worker.slot))])

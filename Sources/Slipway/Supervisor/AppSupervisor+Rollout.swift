@@ -5,10 +5,10 @@ import SlipwayCore
 /// (`verify`); on a failure, going back to the target before.
 extension AppSupervisor {
     /// Brings the workers to `target`, one slot at a time: start the new worker, wait until it
-    /// is ready and healthy (and has served `ready.min_ready` beside the old one), then stop the
-    /// old one. On a failure the new workers are stopped and the slots already moved go back to
-    /// the previous target, so the old release keeps serving. `force` replaces workers that
-    /// already run the target (`slipway reload`).
+    /// is ready and healthy (and has served `ready.min_ready` beside the old one, healthy at its
+    /// end), then stop the old one. On a failure the new workers are stopped and the slots
+    /// already moved go back to the previous target, so the old release keeps serving. `force`
+    /// replaces workers that already run the target (`slipway reload`).
     func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
         await exclusively {
             startMonitor()
@@ -149,6 +149,9 @@ extension AppSupervisor {
         } catch {
             return "could not start: \(error)"
         }
+        slots[slot, default: WorkerSlot()].incoming = (worker, false)
+        save()
+        defer { slots[slot]?.incoming = nil }
         let ready = target.workers.ready
         // The low priority is a courtesy to the workers serving, never the reason a start
         // fails: on a saturated host a worker not ready by half its timeout (5 s at most) gets
@@ -185,14 +188,25 @@ extension AppSupervisor {
         }
         if let exit = worker.exit { return "\(exit.explanation) right after starting" }
         if low { StartPriority.restore(pid: worker.pid) }
-        // `min_ready`: the new worker serves beside the one it replaces before that one stops.
-        // It is not in the slot yet, so one that exits meanwhile fails the rollout with every
-        // old worker still in its slot, serving.
+        // `min_ready`: the new worker serves beside the one it replaces before that one stops,
+        // and must still be healthy at the end. It is not in the slot yet, so one that exits or
+        // fails meanwhile fails the rollout with every old worker still in its slot, serving.
         let minReady = target.workers.ready.minReady
         if minReady > .zero, let old = slots[slot]?.running {
             log.note("ready; serving beside \(old.label) for \(DurationText.format(minReady)) (backend.ready.min_ready)", worker: worker.label)
+            slots[slot]?.incoming = (worker, true)
+            save()
+            let within = "backend.ready.min_ready (\(DurationText.format(minReady)))"
             if let exit = await worker.exit(within: minReady) {
-                return "\(exit.explanation) within backend.ready.min_ready (\(DurationText.format(minReady))) of being ready; see 'slipway logs \(app)'"
+                return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
+            }
+            if let health = target.workers.health, let own = worker.ownSocket {
+                let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
+                worker.record(result)
+                if let problem {
+                    await stop(worker, as: target.workers.stop)
+                    return String(problem.dropFirst("worker \(slot) ".count)) + " at the end of \(within); see 'slipway logs \(app)'"
+                }
             }
         }
         slots[slot, default: WorkerSlot()].worker = worker

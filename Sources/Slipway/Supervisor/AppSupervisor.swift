@@ -261,6 +261,10 @@ actor AppSupervisor {
                 : (target?.workers.ready.notify == true && !snapshot.ready) ? .starting : .ready
             workers.append(row(worker, state: state))
         }
+        for slot in slots.keys.sorted() {
+            guard let (worker, ready) = slots[slot]?.incoming, worker.exit == nil else { continue }
+            workers.append(row(worker, state: ready ? .ready : .starting))
+        }
         for worker in draining { workers.append(row(worker, state: .draining)) }
         // Orphans still alive are shown too: they still serve until replaced.
         for orphan in orphans where ProcessTable.isRunning(orphan.pid, startTime: orphan.procStartTime) {

@@ -58,6 +58,10 @@ public struct WorkerTable: Sendable, Codable, Equatable {
 
     func save(stateDir: String) throws {
         try FileOps.makeDirectories(stateDir + "/workers", mode: 0o750)
-        try FileOps.writeAtomically(Array(try JSONFiles.encode(self)), to: Self.path(stateDir: stateDir, app: app), mode: 0o640)
+        // Not fsynced: it is rewritten on every change and every memory sample, and what it is
+        // kept for (status, the orphans a killed agent left) does not outlive a power loss:
+        // after one, no worker it names is running.
+        try FileOps.writeAtomically(Array(try JSONFiles.encode(self)), to: Self.path(stateDir: stateDir, app: app), mode: 0o640,
+                                    durable: false)
     }
 }

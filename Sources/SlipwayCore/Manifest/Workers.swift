@@ -65,10 +65,9 @@ public struct Workers: Sendable, Equatable {
         /// How long a new worker serves beside the worker it replaces before that one is told to
         /// stop and the rollout moves to the next slot (Kubernetes' `minReadySeconds`). A worker
         /// that exits meanwhile, or fails the health check at the end, fails the rollout while
-        /// every old worker still serves. It also
-        /// paces a rollout, which spreads the fresh processes' slow first seconds (1.7 times a
-        /// warm one's p99, `bench/fresh_worker.py`) over a longer time: as many slow answers,
-        /// a lower p99 while it lasts.
+        /// every old worker still serves. It also paces a rollout, which spreads the fresh
+        /// processes' slow first seconds (1.7 times a warm one's p99, `bench/fresh_worker.py`)
+        /// over a longer time: as many slow answers, a lower p99 while it lasts.
         public var minReady: Duration
         public static let minReadyAtMost = Duration.seconds(60)
 

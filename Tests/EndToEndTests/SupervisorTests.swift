@@ -103,12 +103,18 @@ struct SupervisorTests {
         };
 
         """
-        let failed = try app.deployNewVersion("dies", files: ["server/server.js": dies + server])
-        #expect(failed.status != 0)
-        #expect(app.f.current() == good)
-        #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
-        let message = try app.f.appStatus()["message"] as? String ?? ""
-        #expect(message.contains("exited with status 5 within backend.ready.min_ready (2s) of being ready"), "\(message)")
+        /// Deploys `prelude` + the server: the deploy fails with `expected` in the status
+        /// message, `current` stays on the good release and every good worker still runs.
+        func expectFailsBeforeAnyOldWorkerStops(_ version: String, prelude: String, message expected: String) throws {
+            let failed = try app.deployNewVersion(version, files: ["server/server.js": prelude + server])
+            #expect(failed.status != 0)
+            #expect(app.f.current() == good)
+            #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
+            let message = try app.f.appStatus()["message"] as? String ?? ""
+            #expect(message.contains(expected), "\(message)")
+        }
+        try expectFailsBeforeAnyOldWorkerStops("dies", prelude: dies,
+                                               message: "exited with status 5 within backend.ready.min_ready (2s) of being ready")
 
         // A release whose worker passes its first health check and answers 500 from then on:
         // the check at the end of min_ready fails it, and again no old worker has been stopped.
@@ -126,18 +132,14 @@ struct SupervisorTests {
         };
 
         """
-        let unhealthy = try app.deployNewVersion("sick", files: ["server/server.js": sick + server])
-        #expect(unhealthy.status != 0)
-        #expect(app.f.current() == good)
-        #expect(try app.workerPIDs() == goodPIDs, "\((try? app.workers()) ?? [])\n\(app.workerLog)")
-        let sickMessage = try app.f.appStatus()["message"] as? String ?? ""
-        #expect(sickMessage.contains("failed its health check: GET /api/health answered 500 on its own socket (fd 4) at the end of backend.ready.min_ready (2s)"),
-                "\(sickMessage)")
+        try expectFailsBeforeAnyOldWorkerStops("sick", prelude: sick, message: "failed its health check: GET /api/health answered 500 "
+                                               + "on its own socket (fd 4) at the end of backend.ready.min_ready (2s)")
         #expect(try app.get("/api/hello").status == 200)
     }
 
-    /// Reads a worker table every 50 ms until stopped: per row `slot state release`, and for a
-    /// row of a slot that also has a ready row of another release, `… beside <slot> ready`.
+    /// Reads a worker table every 50 ms until stopped (or for 3 minutes at most): per row `slot
+    /// state release`, and for a row of a slot that also has a ready row of another release,
+    /// `… beside <slot> ready`.
     private final class TableWatcher: @unchecked Sendable {
         private let lock = NSLock()
         private var seen: Set<String> = []
@@ -145,8 +147,9 @@ struct SupervisorTests {
         private let done = DispatchSemaphore(value: 0)
 
         init(path: String) {
+            let deadline = Date() + 180
             DispatchQueue.global().async {
-                while self.lock.withLock({ self.running }) {
+                while self.lock.withLock({ self.running }), Date() < deadline {
                     if let data = FileManager.default.contents(atPath: path),
                        let table = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                        let workers = table["workers"] as? [[String: Any]] {

@@ -54,16 +54,18 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Loopback ports for the tests' servers, shared by the two targets that start servers.
+        .target(name: "LoopbackPorts", path: "Tests/LoopbackPorts"),
         .testTarget(name: "SlipwayCoreTests", dependencies: [
             "SlipwayCore", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "SlipwayTests", dependencies: [
-            "Slipway", "SlipwayCore",
+            "Slipway", "SlipwayCore", "LoopbackPorts",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "slipway", "SlipwayCore", "CSpawn", .product(name: "Crypto", package: "swift-crypto"),
+            "slipway", "SlipwayCore", "CSpawn", "LoopbackPorts", .product(name: "Crypto", package: "swift-crypto"),
         ], exclude: ["Support/loadgen.py", "Support/readerloop.py", "Support/wsclient.js", "Support/tinyworker.py"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackPorts
 import Testing
 
 /// The example app (examples/platform: Node + Debian's node-express) deployed as workers by a
@@ -175,22 +176,8 @@ final class WorkerApp {
         return state != "Z" && state != "X"
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw FixtureError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    /// A TCP port on 127.0.0.1 nothing listens on right now, outside the ephemeral range (see LoopbackPort).
+    static func freePort() throws -> Int { try LoopbackPort.free() }
 
     private func startRedis() throws {
         let port = try WorkerApp.freePort()

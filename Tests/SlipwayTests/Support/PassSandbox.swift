@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackPorts
 import Logging
 @testable import Slipway
 import SlipwayCore
@@ -79,20 +80,8 @@ final class PassSandbox {
         """])
     }
 
-    /// A TCP port on 127.0.0.1 nothing listens on right now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw SandboxError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    /// A TCP port on 127.0.0.1 nothing listens on right now, outside the ephemeral range (see LoopbackPort).
+    static func freePort() throws -> Int { try LoopbackPort.free() }
 
     func reconciler(runtime: AgentRuntime? = nil) -> Reconciler {
         var logger = Logger(label: "slipway.test")

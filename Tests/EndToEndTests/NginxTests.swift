@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackPorts
 import Testing
 
 /// nginx (Debian's, started by the tests with its own prefix on a loopback port) serving the
@@ -147,6 +148,41 @@ struct NginxTests {
         #expect(try app.f.slipway(["deploy", "--wait"]).status == 0)
         #expect(FileManager.default.fileExists(atPath: nginx.sitesDir + "/slipway-demo.conf"))
         #expect(app.f.waitUntil(seconds: 20) { !FileManager.default.fileExists(atPath: nginx.sitesDir + "/slipway-demo.conf") })
+    }
+
+    /// `nginx -s reload` exits 0 even when the master cannot bind a new `listen` and keeps its
+    /// old configuration. The agent finds out by connecting, puts the previous server block back
+    /// (so the file is what nginx runs), and tries again on each pass until the port is free.
+    @Test func aReloadNginxCannotTakeIsFoundUndoneAndRetriedUntilItTakes() throws {
+        let app = try WorkerApp(instances: 1, withNginx: true)
+        try app.start()
+        let nginx = try #require(app.nginx)
+        let before = try #require(app.f.read(nginx.sitesDir + "/slipway-demo.conf"))
+        // Held as an outgoing connection's local port is: bound, not listening.
+        let port = try WorkerApp.freePort()
+        var holder: Int32? = try LoopbackPort.hold(port)
+        defer { if let holder { close(holder) } }
+        try app.commitManifest(instances: 1, serve: "serve:\n  server_name: localhost\n  listen: 127.0.0.1:\(port)\n  spa: true")
+        let failed = try app.f.slipway(["deploy", "--wait"])
+        #expect(failed.status != 0, "\(failed.output)")
+        let status = try app.f.appStatus()
+        let message = status["message"] as? String ?? ""
+        #expect(status["condition"] as? String == "failed")
+        #expect(message.contains("nginx was reloaded, but nothing accepts connections on 127.0.0.1:\(port) (demo)")
+                && message.contains("ss -tanp 'sport = :\(port)'") && message.contains("the previous server block is back"), "\(message)")
+        let errorLog = app.f.read(nginx.prefix + "/logs/error.log") ?? ""
+        #expect(errorLog.contains("bind() to 127.0.0.1:\(port) failed (98: Address already in use)"), "\(errorLog)")
+        #expect(app.f.read(nginx.sitesDir + "/slipway-demo.conf") == before)
+        #expect(try nginx.get("/").body.contains("version: v1"), "the previous server block stopped serving")
+        // The port is free: the next pass writes the block again, reloads, and nginx takes it.
+        close(holder!)
+        holder = nil
+        let retried = try app.f.slipway(["deploy", "--wait"])
+        #expect(retried.status == 0, "\(retried.output)")
+        #expect(app.f.read(nginx.sitesDir + "/slipway-demo.conf")?.contains("listen 127.0.0.1:\(port);") == true)
+        let served = try Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "10", "http://127.0.0.1:\(port)/"], timeout: 20)
+        #expect(served.stdout.contains("version: v1"), "\(served.stdout)\(served.stderr)")
+        #expect(try app.f.appStatus()["condition"] as? String != "failed")
     }
 
     @Test func apiRequestsAndWebSocketsReachTheWorkers() throws {

@@ -32,6 +32,20 @@ import Testing
         #expect(try decode("    server_name: \"~^(www\\\\.)?example\\\\.com$\"\n").get().frontend?.serve?.serverNames == ["~^(www\\.)?example\\.com$"])
     }
 
+    /// Where the agent connects after a reload to see that nginx took it (a wildcard is loopback).
+    @Test func aListenIsProbedWhereNginxBindsIt() throws {
+        func probe(_ text: String) throws -> String {
+            let address = try #require(ServeListen.parse(text)).probeAddress
+            return "\(address.host) \(address.port)"
+        }
+        #expect(try probe("80") == "127.0.0.1 80")
+        #expect(try probe("0.0.0.0:8080") == "127.0.0.1 8080")
+        #expect(try probe("[::]:8080") == "::1 8080")
+        #expect(try probe("127.0.0.2:81") == "127.0.0.2 81")
+        #expect(try probe("[::1]:81") == "::1 81")
+        #expect(try probe("localhost:82") == "localhost 82")
+    }
+
     @Test func namesThatCouldBreakOutOfTheDirectiveAreRefused() {
         for bad in ["\"a.com; root /\"", "\"a.com{\"", "\"a'b\"", "\"a#b\"", "\"caf\u{E9}.fr\"", "\"a/b\""] {
             #expect(problems("    server_name: \(bad)\n").first?.contains("is not a host name nginx can match") == true, "\(bad)")

@@ -6,9 +6,9 @@ import SlipwayCore
 /// archive of its kept releases' frontend files refreshed, and nginx reloaded only when a
 /// rendered file changed (a deploy alone changes none: nginx follows `current` per request).
 extension Reconciler {
-    /// What this pass wants in sites_dir for `app`: `.some(text)`, `.some(nil)` to remove its
+    /// What this pass wants in sites_dir for `app`: `.some(site)`, `.some(nil)` to remove its
     /// file, or nil to leave it alone (the manifest is invalid or unreadable: keep what serves).
-    func nginxSite(for app: AppName, desired: DesiredApp) -> String?? {
+    func nginxSite(for app: AppName, desired: DesiredApp) -> NginxSites.Site?? {
         guard config.nginx != nil else { return nil }
         let layout = layout(app)
         switch desired {
@@ -31,12 +31,14 @@ extension Reconciler {
             case .unix(let path)?: upstream = .unix(path: layout.root + "/" + path.value)
             case nil: upstream = nil
             }
-            return .some(NginxSite.render(app: app, serve: serve, appRoot: layout.root, archive: AppLayout.frontendArchiveName,
-                                          upstream: upstream, source: resolved.manifestPath))
+            let text = NginxSite.render(app: app, serve: serve, appRoot: layout.root, archive: AppLayout.frontendArchiveName,
+                                        upstream: upstream, source: resolved.manifestPath)
+            return .some(NginxSites.Site(text: text, listen: serve.listen))
         }
     }
 
-    /// Writes, checks and reloads; a refused config marks its app failed (the old config serves).
+    /// Writes, checks and reloads; a refused config marks its app failed (the old config serves),
+    /// and a reload that failed or did not take marks every app it carried failed.
     func applyNginx(_ plan: NginxSites.Plan, known: Set<AppName>, state: inout AgentState, result: inout PassResult) async {
         guard let nginx = config.nginx else { return }
         let outcome = await NginxSites(nginx: nginx, stateDir: config.stateDir, logger: logger).apply(plan, known: known)
@@ -53,7 +55,17 @@ extension Reconciler {
             for app in outcome.changed {
                 var status = state.apps[app.value] ?? AppStatus(condition: .failed)
                 status.condition = .failed
-                status.message = "nginx reload failed: \(problem)"
+                if let listen = outcome.unserved[app] {
+                    let port = listen.probeAddress.port
+                    status.message = "\(problem): nginx kept its previous configuration, most likely because it cannot bind frontend.serve.listen "
+                        + "\(listen) (see nginx's error log, and what holds the port: ss -tanp 'sport = :\(port)'); "
+                        + "the previous server block is back and the next pass tries again"
+                } else if outcome.unserved.isEmpty {
+                    status.message = "nginx reload failed: \(problem); the previous server block is back and the next pass tries again"
+                } else {
+                    status.message = "\(problem), so nginx kept its previous configuration and this app's new server block did not take either; "
+                        + "the previous one is back and the next pass tries again"
+                }
                 state.apps[app.value] = status
                 result.unsettled.append((app, status.message!))
             }

@@ -5,27 +5,41 @@ import SlipwayCore
 /// Writes the server blocks Slipway owns in nginx's `sites_dir` (`slipway-<app>.conf`), checks
 /// nginx's whole configuration after each change, and reloads nginx once per pass when
 /// something changed, never otherwise. A change nginx refuses is undone at once (the previous
-/// file goes back), and the refusal is reported against its app.
+/// file goes back), and the refusal is reported against its app. A reload that fails, or that
+/// nginx did not take (a changed `listen` nothing serves afterwards), puts every file it carried
+/// back as well: the files on disk stay what nginx runs, and the next pass tries again.
 struct NginxSites {
     let nginx: AgentConfig.Nginx
     let stateDir: String
     let logger: Logger
+    var probe = NginxListenProbe()
+
+    /// A rendered server block, and the address it serves on (probed after a reload).
+    struct Site: Equatable {
+        var text: String
+        var listen: ServeListen
+    }
 
     /// What a pass wants for one app: a rendered file, or none (the app is gone or not served).
     /// Apps absent from the plan (an invalid manifest, say) keep whatever file they have.
-    typealias Plan = [AppName: String?]
+    typealias Plan = [AppName: Site?]
 
     struct Outcome {
         /// Apps whose new config nginx refused, with nginx's words.
         var refused: [AppName: String] = [:]
         var changed: [AppName] = []
         var reloaded = false
+        /// The reload command failed, or nginx did not take the reload: every changed app's
+        /// previous file is back.
         var reloadError: String?
+        /// Changed apps whose `listen` nothing accepted on after the reload.
+        var unserved: [AppName: ServeListen] = [:]
     }
 
     func apply(_ plan: Plan, known: Set<AppName>) async -> Outcome {
         var outcome = Outcome()
         var plan = plan
+        var previous: [AppName: String?] = [:]
         // Files of apps no manifest and no disk knows any more are removed too.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: nginx.sitesDir)) ?? [] where NginxSite.isOwnedFile(name) {
             if let app = AppName(String(name.dropFirst(8).dropLast(5))), plan[app] == nil, !known.contains(app) {
@@ -35,11 +49,11 @@ struct NginxSites {
         for (app, wanted) in plan.sorted(by: { $0.key < $1.key }) {
             let path = nginx.sitesDir + "/" + NginxSite.fileName(for: app)
             let existing = FileOps.readFile(path).map { String(decoding: $0, as: UTF8.self) }
-            guard existing != wanted else { continue }
+            guard existing != wanted?.text else { continue }
             do {
                 if let wanted {
                     try FileOps.makeDirectories(nginx.sitesDir)
-                    try FileOps.writeAtomically(Array(wanted.utf8), to: path)
+                    try FileOps.writeAtomically(Array(wanted.text.utf8), to: path)
                 } else {
                     unlink(path)
                 }
@@ -49,24 +63,45 @@ struct NginxSites {
             }
             if let problem = await run(nginx.test, what: "test") {
                 // Put the last good file back, so nginx keeps serving what it served.
-                if let existing { try? FileOps.writeAtomically(Array(existing.utf8), to: path) } else { unlink(path) }
+                restore(existing, at: path)
                 outcome.refused[app] = problem
                 logger.error("nginx refused the new config; the previous one stays: \(problem)", metadata: ["app": "\(app)", "stage": "switch"])
                 continue
             }
             outcome.changed.append(app)
+            previous[app] = existing
             logger.info(wanted == nil ? "nginx config removed" : "nginx config written: \(path)", metadata: ["app": "\(app)"])
         }
-        if !outcome.changed.isEmpty {
-            if let problem = await run(nginx.reload, what: "reload") {
-                outcome.reloadError = problem
-                logger.error("nginx reload failed: \(problem)")
-            } else {
-                outcome.reloaded = true
-                logger.info("nginx reloaded (\(outcome.changed.map(\.value).joined(separator: ", ")) changed)")
+        guard !outcome.changed.isEmpty else { return outcome }
+        let changedNames = outcome.changed.map(\.value).joined(separator: ", ")
+        if let problem = await run(nginx.reload, what: "reload") {
+            outcome.reloadError = problem
+            logger.error("nginx reload failed; the previous server blocks are back: \(problem)")
+        } else {
+            outcome.reloaded = true
+            var listens: [AppName: ServeListen] = [:]
+            for app in outcome.changed { if let site = plan[app] ?? nil { listens[app] = site.listen } }
+            outcome.unserved = await probe.unserved(listens)
+            if outcome.unserved.isEmpty {
+                logger.info("nginx reloaded (\(changedNames) changed)")
+                return outcome
             }
+            let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
+            outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) "
+                + "\(DurationText.format(probe.deadline)) later"
+            logger.error("\(outcome.reloadError!): nginx kept its previous configuration (its error log says why; often another process holds the port); the previous server blocks are back")
+        }
+        // nginx runs the previous configuration: the files go back to it, so the next pass
+        // writes them again and retries.
+        for app in outcome.changed {
+            restore(previous[app] ?? nil, at: nginx.sitesDir + "/" + NginxSite.fileName(for: app))
         }
         return outcome
+    }
+
+    /// The file as it was before this pass (none: removed).
+    private func restore(_ text: String?, at path: String) {
+        if let text { try? FileOps.writeAtomically(Array(text.utf8), to: path) } else { unlink(path) }
     }
 
     /// Runs an nginx command; nil when it succeeded, else its exit and last lines of output.

@@ -116,24 +116,28 @@ struct SupervisorTests {
         try expectFailsBeforeAnyOldWorkerStops("dies", prelude: dies,
                                                message: "exited with status 5 within backend.ready.min_ready (2s) of being ready")
 
-        // A release whose worker passes its first health check and answers 500 from then on:
-        // the check at the end of min_ready fails it, and again no old worker has been stopped.
-        let sick = """
+        // A release whose worker passes its first health check, answers 500 from 0.3 s to 1.6 s
+        // after it, then recovers: healthy at the end of min_ready, but not throughout. The
+        // check 1 s into the wait fails it, and again no old worker has been stopped.
+        let flaky = """
         const http = require("http");
         const emit = http.Server.prototype.emit;
-        let checks = 0;
+        let first = 0;
         http.Server.prototype.emit = function (event, request, response, ...rest) {
-          if (event === "request" && request.url === "/api/health" && ++checks > 1) {
-            response.statusCode = 500;
-            response.end("sick\\n");
-            return true;
+          if (event === "request" && request.url === "/api/health") {
+            const since = Date.now() - (first ||= Date.now());
+            if (since > 300 && since < 1600) {
+              response.statusCode = 500;
+              response.end("sick\\n");
+              return true;
+            }
           }
           return emit.call(this, event, request, response, ...rest);
         };
 
         """
-        try expectFailsBeforeAnyOldWorkerStops("sick", prelude: sick, message: "failed its health check: GET /api/health answered 500 "
-                                               + "on its own socket (fd 4) at the end of backend.ready.min_ready (2s)")
+        try expectFailsBeforeAnyOldWorkerStops("flaky", prelude: flaky, message: "failed its health check: GET /api/health answered 500 "
+                                               + "on its own socket (fd 4) 1s into backend.ready.min_ready (2s)")
         #expect(try app.get("/api/hello").status == 200)
     }
 

@@ -88,6 +88,16 @@ import Testing
         ])
     }
 
+    @Test func minReadyIsCheckedEverySecondAndAtItsEnd() {
+        func checks(_ minReady: Duration) -> [Duration] { Workers.Ready(minReady: minReady).minReadyChecks }
+        #expect(checks(.zero) == [])
+        #expect(checks(.milliseconds(500)) == [.milliseconds(500)])
+        #expect(checks(.seconds(1)) == [.seconds(1)])
+        #expect(checks(.seconds(2)) == [.seconds(1), .seconds(2)])
+        #expect(checks(.milliseconds(2_500)) == [.seconds(1), .seconds(2), .milliseconds(2_500)])
+        #expect(checks(.seconds(60)).count == 60)
+    }
+
     @Test func minReadyIsADurationOfAtMostAMinuteAndNoneByDefault() throws {
         #expect(Workers.Ready().minReady == .zero)
         let workers = try #require(try decode("  command: x\n  ready: {notify: true, min_ready: 1500ms}\n").get().backend?.workers)

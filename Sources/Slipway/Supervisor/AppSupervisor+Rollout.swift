@@ -189,23 +189,27 @@ extension AppSupervisor {
         if let exit = worker.exit { return "\(exit.explanation) right after starting" }
         if low { StartPriority.restore(pid: worker.pid) }
         // `min_ready`: the new worker serves beside the one it replaces before that one stops,
-        // and must still be healthy at the end. It is not in the slot yet, so one that exits or
-        // fails meanwhile fails the rollout with every old worker still in its slot, serving.
+        // and must stay healthy throughout (checked every second and at the end). It is not in
+        // the slot yet, so one that exits or fails meanwhile fails the rollout with every old
+        // worker still in its slot, serving.
         let minReady = target.workers.ready.minReady
         if minReady > .zero, let old = slots[slot]?.running {
             log.note("ready; serving beside \(old.label) for \(DurationText.format(minReady)) (backend.ready.min_ready)", worker: worker.label)
             slots[slot]?.incoming = (worker, true)
             save()
             let within = "backend.ready.min_ready (\(DurationText.format(minReady)))"
-            if let exit = await worker.exit(within: minReady) {
-                return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
-            }
-            if let health = target.workers.health, let own = worker.ownSocket {
+            let holding = ContinuousClock.now
+            for offset in target.workers.ready.minReadyChecks {
+                if let exit = await worker.exit(within: holding + offset - ContinuousClock.now) {
+                    return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
+                }
+                guard let health = target.workers.health, let own = worker.ownSocket else { continue }
                 let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
                 worker.record(result)
                 if let problem {
                     await stop(worker, as: target.workers.stop)
-                    return String(problem.dropFirst("worker \(slot) ".count)) + " at the end of \(within); see 'slipway logs \(app)'"
+                    let when = offset == minReady ? "at the end of" : "\(DurationText.format(offset)) into"
+                    return String(problem.dropFirst("worker \(slot) ".count)) + " \(when) \(within); see 'slipway logs \(app)'"
                 }
             }
         }

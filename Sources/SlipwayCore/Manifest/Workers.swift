@@ -64,12 +64,24 @@ public struct Workers: Sendable, Equatable {
         public var timeout: Duration
         /// How long a new worker serves beside the worker it replaces before that one is told to
         /// stop and the rollout moves to the next slot (Kubernetes' `minReadySeconds`). A worker
-        /// that exits meanwhile, or fails the health check at the end, fails the rollout while
-        /// every old worker still serves. It also paces a rollout, which spreads the fresh
+        /// that exits meanwhile, or fails a health check meanwhile (`minReadyChecks`), fails the
+        /// rollout while every old worker still serves. It also paces a rollout, which spreads the fresh
         /// processes' slow first seconds (1.7 times a warm one's p99, `bench/fresh_worker.py`)
         /// over a longer time: as many slow answers, a lower p99 while it lasts.
         public var minReady: Duration
         public static let minReadyAtMost = Duration.seconds(60)
+        /// How often the health check runs while a new worker waits out `minReady`.
+        public static let minReadyCheckEvery = Duration.seconds(1)
+
+        /// When, counted from the start of the wait, the health check runs during `minReady`:
+        /// every `minReadyCheckEvery`, and always at its end, so a worker that answers 500 for a
+        /// while and then recovers is caught, as Kubernetes' readiness must hold throughout.
+        public var minReadyChecks: [Duration] {
+            guard minReady > .zero else { return [] }
+            var checks = Array(sequence(first: Self.minReadyCheckEvery) { $0 + Self.minReadyCheckEvery }.prefix { $0 < minReady })
+            checks.append(minReady)
+            return checks
+        }
 
         public static let settle = Duration.seconds(1)
         /// The longest a starting worker stays at the lower priority (half its `timeout`, at

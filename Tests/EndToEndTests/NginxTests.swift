@@ -34,8 +34,11 @@ struct NginxTests {
     }
 
     /// `slipway_nginx_reloads_total` as the agent's /metrics says (0 when absent).
-    static func reloads(_ app: WorkerApp) throws -> Int {
-        let line = try app.metrics().split(separator: "\n").first { $0.hasPrefix("slipway_nginx_reloads_total ") }
+    static func reloads(_ app: WorkerApp) throws -> Int { try counter("slipway_nginx_reloads_total", of: app) }
+
+    /// A counter without labels from the agent's /metrics (0 when absent).
+    static func counter(_ name: String, of app: WorkerApp) throws -> Int {
+        let line = try app.metrics().split(separator: "\n").first { $0.hasPrefix(name + " ") }
         return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
     }
 
@@ -174,6 +177,8 @@ struct NginxTests {
         #expect(errorLog.contains("bind() to 127.0.0.1:\(port) failed (98: Address already in use)"), "\(errorLog)")
         #expect(app.f.read(nginx.sitesDir + "/slipway-demo.conf") == before)
         #expect(try nginx.get("/").body.contains("version: v1"), "the previous server block stopped serving")
+        let reloads = try Self.reloads(app)
+        #expect(try Self.counter("slipway_nginx_reload_failures_total", of: app) >= 1)
         // The port is free: the next pass writes the block again, reloads, and nginx takes it.
         close(holder!)
         holder = nil
@@ -183,6 +188,7 @@ struct NginxTests {
         let served = try Fixture.run("/usr/bin/curl", ["-sS", "--max-time", "10", "http://127.0.0.1:\(port)/"], timeout: 20)
         #expect(served.stdout.contains("version: v1"), "\(served.stdout)\(served.stderr)")
         #expect(try app.f.appStatus()["condition"] as? String != "failed")
+        #expect(try Self.reloads(app) == reloads + 1, "only the reload nginx took counts as one")
     }
 
     @Test func apiRequestsAndWebSocketsReachTheWorkers() throws {

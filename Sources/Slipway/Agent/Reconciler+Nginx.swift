@@ -43,6 +43,7 @@ extension Reconciler {
         guard let nginx = config.nginx else { return }
         let outcome = await NginxSites(nginx: nginx, stateDir: config.stateDir, logger: logger).apply(plan, known: known)
         if outcome.reloaded { metrics.nginxReloaded() }
+        if outcome.reloadError != nil { metrics.nginxReloadFailed() }
         for (app, problem) in outcome.refused {
             metrics.nginxRefused(app: app)
             var status = state.apps[app.value] ?? AppStatus(condition: .failed)

@@ -28,6 +28,7 @@ struct NginxSites {
         /// Apps whose new config nginx refused, with nginx's words.
         var refused: [AppName: String] = [:]
         var changed: [AppName] = []
+        /// nginx was reloaded and took it.
         var reloaded = false
         /// The reload command failed, or nginx did not take the reload: every changed app's
         /// previous file is back.
@@ -78,11 +79,11 @@ struct NginxSites {
             outcome.reloadError = problem
             logger.error("nginx reload failed; the previous server blocks are back: \(problem)")
         } else {
-            outcome.reloaded = true
             var listens: [AppName: ServeListen] = [:]
             for app in outcome.changed { if let site = plan[app] ?? nil { listens[app] = site.listen } }
             outcome.unserved = await probe.unserved(listens)
             if outcome.unserved.isEmpty {
+                outcome.reloaded = true
                 logger.info("nginx reloaded (\(changedNames) changed)")
                 return outcome
             }

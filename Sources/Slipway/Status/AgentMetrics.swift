@@ -149,7 +149,13 @@ public final class AgentMetrics: @unchecked Sendable {
     // MARK: nginx
 
     func nginxReloaded() {
-        registry.makeCounter(descriptor: Self.name("nginx_reloads", unit: "total", help: "nginx reloads after a server block changed.")).increment()
+        registry.makeCounter(descriptor: Self.name("nginx_reloads", unit: "total", help: "nginx reloads after a server block changed, that nginx took.")).increment()
+    }
+
+    /// A reload command failed, or nginx did not take the reload (a changed listen unserved).
+    func nginxReloadFailed() {
+        registry.makeCounter(descriptor: Self.name("nginx_reload_failures", unit: "total",
+                                                   help: "nginx reloads that failed or that nginx did not take (the previous server blocks went back).")).increment()
     }
 
     func nginxRefused(app: AppName) {

@@ -5,8 +5,8 @@ import SlipwayCore
 /// (`verify`); on a failure, going back to the target before.
 extension AppSupervisor {
     /// Brings the workers to `target`, one slot at a time: start the new worker, wait until it
-    /// is ready and healthy (and has served `ready.min_ready` beside the old one, healthy at its
-    /// end), then stop the old one. On a failure the new workers are stopped and the slots
+    /// is ready and healthy (and has served `ready.min_ready` beside the old one, healthy
+    /// throughout), then stop the old one. On a failure the new workers are stopped and the slots
     /// already moved go back to the previous target, so the old release keeps serving. `force`
     /// replaces workers that already run the target (`slipway reload`).
     func reload(to target: WorkerTarget, force: Bool = false) async -> RolloutResult {
@@ -203,6 +203,9 @@ extension AppSupervisor {
                 if let exit = await worker.exit(within: holding + offset - ContinuousClock.now) {
                     return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
                 }
+                // A check that answered slowly does not make the next ones run back to back;
+                // the last one always runs.
+                if offset != minReady, ContinuousClock.now > holding + offset + .milliseconds(500) { continue }
                 guard let health = target.workers.health, let own = worker.ownSocket else { continue }
                 let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
                 worker.record(result)
@@ -212,6 +215,7 @@ extension AppSupervisor {
                     return String(problem.dropFirst("worker \(slot) ".count)) + " \(when) \(within); see 'slipway logs \(app)'"
                 }
             }
+            if let exit = worker.exit { return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'" }
         }
         slots[slot, default: WorkerSlot()].worker = worker
         return nil

@@ -209,6 +209,9 @@ extension AppSupervisor {
                 guard let health = target.workers.health, let own = worker.ownSocket else { continue }
                 let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
                 worker.record(result)
+                if problem != nil, let exit = worker.exit {
+                    return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
+                }
                 if let problem {
                     await stop(worker, as: target.workers.stop)
                     let when = offset == minReady ? "at the end of" : "\(DurationText.format(offset)) into"

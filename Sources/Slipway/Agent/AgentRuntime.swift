@@ -21,6 +21,8 @@ public final class AgentRuntime: Sendable {
     private let stoppingFlag = Mutex(false)
     /// Which image runs and how many re-execs it took to get here (issue 19).
     let image: Mutex<AgentImage>
+    /// Held while `agent.json` is written (`saveImage`).
+    let imageSaves = Mutex(())
     /// Set by SIGUSR2: re-exec once the pass in progress (cancelled) is over.
     let reexecRequest = Mutex<ReexecRequest?>(nil)
     /// This image took its workers over from a previous one (it says READY=1 at once).

@@ -22,9 +22,12 @@ struct PendingHandover: Sendable {
 }
 
 extension AgentRuntime {
-    /// Writes `state_dir/agent.json` for `slipway status`.
+    /// Writes `state_dir/agent.json` for `slipway status`: one write at a time, each of the image
+    /// as it is when its turn comes, so an older copy never lands after a newer one (the
+    /// take-over's detached save could land after the completed re-exec timeline's and leave
+    /// `agent.json` without its last steps).
     public func saveImage() {
-        image.withLock { $0 }.save(stateDir: config.stateDir)
+        imageSaves.withLock { _ in image.withLock { $0 }.save(stateDir: config.stateDir) }
     }
 
     /// A fresh start writes `agent.json` now; a re-exec's new image keeps what the previous one
@@ -77,7 +80,7 @@ extension AgentRuntime {
             return timeline.isComplete ? image : nil
         }
         guard let complete, let timeline = complete.lastReexecTimeline else { return }
-        complete.save(stateDir: config.stateDir)
+        saveImage()
         logger.notice("re-exec steps: \(timeline.summary)")
     }
 }
@@ -124,12 +127,11 @@ extension PassLoop {
 
     private func reexecFailed(_ problem: String, requestedAt: Date) {
         logger.error("re-exec failed, this image goes on with every worker: \(problem)")
-        let image = runtime.image.withLock { image -> AgentImage in
+        runtime.image.withLock { image in
             image.failedReexecs += 1
             image.lastReexec = "failed at \(UTCTime.now.iso8601): \(problem)"
-            return image
         }
-        image.save(stateDir: runtime.config.stateDir)
+        runtime.saveImage()
         runtime.metrics.reexecFinished(outcome: .failed, seconds: Date().timeIntervalSince(requestedAt))
         systemd.send([("READY", "1"), ("STATUS", String("re-exec failed: \(problem)".prefix(200)))])
     }

@@ -82,18 +82,6 @@ import Testing
         #expect(loopback.serves(address: nil, port: 8080), "a host name: any address on the port")
     }
 
-    /// The agent holds the workers' socket (as root): nginx could never bind it.
-    @Test func aServeListenOnTheWorkersPortIsRefused() {
-        let workers = "backend:\n  command: node s.js\n  listen: 127.0.0.1:3000\n"
-        for listen in ["3000", "127.0.0.1:3000", "0.0.0.0:3000"] {
-            let found = problems("    server_name: a.test\n    listen: \(listen)\n", backend: workers)
-            #expect(found.first?.contains("frontend.serve.listen \(listen) and backend.listen 127.0.0.1:3000 are the same port") == true, "\(found)")
-        }
-        #expect(problems("    server_name: a.test\n    listen: 127.0.0.2:3000\n", backend: workers) == [])
-        #expect(problems("    server_name: a.test\n    listen: 80\n", backend: workers) == [])
-        #expect(problems("    server_name: a.test\n    listen: 80\n", backend: "backend:\n  command: node s.js\n  listen: 0.0.0.0:80\n").count == 1)
-    }
-
     @Test func namesThatCouldBreakOutOfTheDirectiveAreRefused() {
         for bad in ["\"a.com; root /\"", "\"a.com{\"", "\"a'b\"", "\"a#b\"", "\"caf\u{E9}.fr\"", "\"a/b\""] {
             #expect(problems("    server_name: \(bad)\n").first?.contains("is not a host name nginx can match") == true, "\(bad)")

@@ -95,18 +95,14 @@ struct NginxSites {
             restore(Array(listens.keys))
             return outcome
         }
-        let missing = await check.unserved(listens)
-        if missing.isEmpty {
+        let unserved = await check.unserved(listens)
+        if unserved.isEmpty {
             outcome.reloaded = true
             logger.info("nginx reloaded (\(outcome.changed.map(\.value).joined(separator: ", ")) changed)")
             return outcome
         }
-        // nginx took none of it: the addresses it cannot bind are the ones to hold back (all
-        // of them when none is held elsewhere, and nginx failed for a reason of its own).
-        let held = missing.filter { !NginxListenCheck.canBind($0.value) }
-        let unserved = held.isEmpty ? missing : held
-        let missingText = Self.describe(unserved)
-        logger.error("nginx was reloaded, but none of its sockets listens on \(missingText) \(DurationText.format(check.deadline)) later: it kept its previous configuration (its error log says why; often another process holds the port); those server blocks are back")
+        let missing = Self.describe(unserved)
+        logger.error("nginx was reloaded, but none of its sockets listens on \(missing) \(DurationText.format(check.deadline)) later: it kept its previous configuration (its error log says why; often another process holds the port); those server blocks are back")
         outcome.notTaken = unserved.mapValues { .unserved($0) }
         restore(Array(unserved.keys))
         let others = listens.filter { unserved[$0.key] == nil }
@@ -117,10 +113,10 @@ struct NginxSites {
         if await run(nginx.test, what: "test") == nil, await run(nginx.reload, what: "reload") == nil,
            await check.unserved(others).isEmpty {
             outcome.reloaded = true
-            logger.info("nginx reloaded without \(missingText)")
+            logger.info("nginx reloaded without \(missing)")
             return outcome
         }
-        logger.error("nginx did not take a reload without \(missingText) either; the previous server blocks are back")
+        logger.error("nginx did not take a reload without \(missing) either; the previous server blocks are back")
         for app in others.keys { outcome.notTaken[app] = .notTakenWithout(unserved) }
         restore(Array(others.keys))
         return outcome

@@ -78,13 +78,6 @@ public enum ManifestDecoder {
                           hint: "add 'listen: 127.0.0.1:3000' and a 'command' to the backend, or remove 'api'")
         }
 
-        if let listen = frontend?.serve?.listen, case .tcp(let host, let port)? = backend?.workers?.listen,
-           listen.collides(withHost: host, port: port), let node = top["frontend"] {
-            reader.report("frontend.serve.listen \(listen) and backend.listen \(host):\(port) are the same port: nginx cannot bind "
-                          + "what the workers' socket holds", at: node.mark,
-                          hint: "serve on the public port, like 'listen: 80', and keep the workers on their own, like 127.0.0.1:3000")
-        }
-
         if top["frontend"] == nil && top["backend"] == nil {
             reader.report("the manifest declares neither 'frontend' nor 'backend', so there is nothing to deploy", at: root.mark,
                           hint: "add 'backend: {dir: .}' to publish the source tree, or a 'frontend' with its 'output'")

@@ -49,14 +49,6 @@ public enum ServeListen: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Whether nginx binding this would collide with a socket on `host:port` (the same port, and
-    /// the same address or a wildcard on either side).
-    public func collides(withHost host: String, port other: Int) -> Bool {
-        let (mine, port) = bindAddress
-        let wildcards: Set<String> = ["0.0.0.0", "::"]
-        return port == other && (mine == host || wildcards.contains(mine) || wildcards.contains(host))
-    }
-
     public var description: String {
         switch self {
         case .port(let port): return "\(port)"

@@ -34,16 +34,31 @@ public enum LoopbackPort {
     }
 
     private static func canBind(_ port: Int) -> Bool {
+        guard let fd = boundSocket(port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A socket bound to 127.0.0.1:`port` that never listens, as another process's connection
+    /// would hold it: a server's bind there fails with EADDRINUSE until the caller closes it.
+    public static func hold(_ port: Int) throws -> Int32 {
+        guard let fd = boundSocket(port) else { throw PortError(description: "cannot bind 127.0.0.1:\(port): errno \(errno)") }
+        return fd
+    }
+
+    /// Without SO_REUSEADDR, so that nobody else can bind the port while it is open.
+    private static func boundSocket(_ port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = in_port_t(UInt16(port)).bigEndian
-        return withUnsafePointer(to: &address) {
+        let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        guard bound else { close(fd); return nil }
+        return fd
     }
 
     public struct PortError: Error, CustomStringConvertible {

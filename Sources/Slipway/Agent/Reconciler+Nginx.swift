@@ -38,12 +38,12 @@ extension Reconciler {
     }
 
     /// Writes, checks and reloads; a refused config marks its app failed (the old config serves),
-    /// and so does a new server block nginx did not take (`NginxSites.NotTaken`).
+    /// and a reload that failed or did not take marks every app it carried failed.
     func applyNginx(_ plan: NginxSites.Plan, known: Set<AppName>, state: inout AgentState, result: inout PassResult) async {
         guard let nginx = config.nginx else { return }
         let outcome = await NginxSites(nginx: nginx, stateDir: config.stateDir, logger: logger).apply(plan, known: known)
         if outcome.reloaded { metrics.nginxReloaded() }
-        if !outcome.notTaken.isEmpty { metrics.nginxReloadFailed() }
+        if outcome.reloadError != nil { metrics.nginxReloadFailed() }
         for (app, problem) in outcome.refused {
             metrics.nginxRefused(app: app)
             var status = state.apps[app.value] ?? AppStatus(condition: .failed)
@@ -52,27 +52,24 @@ extension Reconciler {
             state.apps[app.value] = status
             result.unsettled.append((app, status.message!))
         }
-        for (app, why) in outcome.notTaken {
-            var status = state.apps[app.value] ?? AppStatus(condition: .failed)
-            status.condition = .failed
-            status.message = Self.notTakenMessage(why, deadline: NginxListenCheck().deadline)
-            state.apps[app.value] = status
-            result.unsettled.append((app, status.message!))
-        }
-    }
-
-    static func notTakenMessage(_ why: NginxSites.NotTaken, deadline: Duration) -> String {
-        let retry = "the previous server block is back and the next pass tries again"
-        switch why {
-        case .reloadFailed(let problem):
-            return "nginx reload failed: \(problem); \(retry)"
-        case .unserved(let listen):
-            return "nginx was reloaded, but none of its sockets listens on frontend.serve.listen \(listen) \(DurationText.format(deadline)) later: "
-                + "nginx kept its previous configuration, most likely because it cannot bind that address (see nginx's error log, "
-                + "and what holds the port: ss -tanp 'sport = :\(listen.bindAddress.port)'); \(retry)"
-        case .notTakenWithout(let unserved):
-            return "nginx did not take this app's new server block, even reloaded without \(NginxSites.describe(unserved)), "
-                + "which it cannot bind; \(retry)"
+        if let problem = outcome.reloadError {
+            for app in outcome.changed {
+                var status = state.apps[app.value] ?? AppStatus(condition: .failed)
+                status.condition = .failed
+                if let listen = outcome.unserved[app] {
+                    let port = listen.probeAddress.port
+                    status.message = "\(problem): nginx kept its previous configuration, most likely because it cannot bind frontend.serve.listen "
+                        + "\(listen) (see nginx's error log, and what holds the port: ss -tanp 'sport = :\(port)'); "
+                        + "the previous server block is back and the next pass tries again"
+                } else if outcome.unserved.isEmpty {
+                    status.message = "nginx reload failed: \(problem); the previous server block is back and the next pass tries again"
+                } else {
+                    status.message = "\(problem), so nginx kept its previous configuration and this app's new server block did not take either; "
+                        + "the previous one is back and the next pass tries again"
+                }
+                state.apps[app.value] = status
+                result.unsettled.append((app, status.message!))
+            }
         }
     }
 }

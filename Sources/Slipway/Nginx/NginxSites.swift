@@ -5,19 +5,16 @@ import SlipwayCore
 /// Writes the server blocks Slipway owns in nginx's `sites_dir` (`slipway-<app>.conf`), checks
 /// nginx's whole configuration after each change, and reloads nginx once per pass when
 /// something changed, never otherwise. A change nginx refuses is undone at once (the previous
-/// file goes back), and the refusal is reported against its app. After a reload, every changed
-/// `listen` must be held by nginx (`NginxListenCheck`): the apps whose listen is not get their
-/// previous file back and nginx is reloaded once more with the others' changes; a reload command
-/// that fails puts every changed file back. Either way the files on disk stay what nginx runs,
-/// and the next pass tries again. A removed file is never put back: removing cannot make a
-/// reload fail.
+/// file goes back), and the refusal is reported against its app. A reload that fails, or that
+/// nginx did not take (a changed `listen` nothing serves afterwards), puts every file it carried
+/// back as well: the files on disk stay what nginx runs, and the next pass tries again.
 struct NginxSites {
     let nginx: AgentConfig.Nginx
     let stateDir: String
     let logger: Logger
-    var check = NginxListenCheck()
+    var probe = NginxListenProbe()
 
-    /// A rendered server block, and the address it serves on (checked after a reload).
+    /// A rendered server block, and the address it serves on (probed after a reload).
     struct Site: Equatable {
         var text: String
         var listen: ServeListen
@@ -27,24 +24,17 @@ struct NginxSites {
     /// Apps absent from the plan (an invalid manifest, say) keep whatever file they have.
     typealias Plan = [AppName: Site?]
 
-    /// Why an app's new server block is not what nginx runs; its previous file is back.
-    enum NotTaken: Equatable {
-        /// The reload command failed (its words).
-        case reloadFailed(String)
-        /// After the reload, no socket of nginx's listens on the app's `listen`.
-        case unserved(ServeListen)
-        /// Reloaded without the unserved apps' changes, nginx still did not take it.
-        case notTakenWithout([AppName: ServeListen])
-    }
-
     struct Outcome {
         /// Apps whose new config nginx refused, with nginx's words.
         var refused: [AppName: String] = [:]
         var changed: [AppName] = []
-        /// nginx was reloaded and took what it carried.
+        /// nginx was reloaded and took it.
         var reloaded = false
-        /// Changed apps whose new server block did not take.
-        var notTaken: [AppName: NotTaken] = [:]
+        /// The reload command failed, or nginx did not take the reload: every changed app's
+        /// previous file is back.
+        var reloadError: String?
+        /// Changed apps whose `listen` nothing accepted on after the reload.
+        var unserved: [AppName: ServeListen] = [:]
     }
 
     func apply(_ plan: Plan, known: Set<AppName>) async -> Outcome {
@@ -84,47 +74,30 @@ struct NginxSites {
             logger.info(wanted == nil ? "nginx config removed" : "nginx config written: \(path)", metadata: ["app": "\(app)"])
         }
         guard !outcome.changed.isEmpty else { return outcome }
-        var listens: [AppName: ServeListen] = [:]
-        for app in outcome.changed { if let site = plan[app] ?? nil { listens[app] = site.listen } }
-        let restore = { (apps: [AppName]) in
-            for app in apps { self.restore(previous[app] ?? nil, at: self.nginx.sitesDir + "/" + NginxSite.fileName(for: app)) }
-        }
+        let changedNames = outcome.changed.map(\.value).joined(separator: ", ")
         if let problem = await run(nginx.reload, what: "reload") {
+            outcome.reloadError = problem
             logger.error("nginx reload failed; the previous server blocks are back: \(problem)")
-            outcome.notTaken = listens.mapValues { _ in .reloadFailed(problem) }
-            restore(Array(listens.keys))
-            return outcome
+        } else {
+            var listens: [AppName: ServeListen] = [:]
+            for app in outcome.changed { if let site = plan[app] ?? nil { listens[app] = site.listen } }
+            outcome.unserved = await probe.unserved(listens)
+            if outcome.unserved.isEmpty {
+                outcome.reloaded = true
+                logger.info("nginx reloaded (\(changedNames) changed)")
+                return outcome
+            }
+            let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
+            outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) "
+                + "\(DurationText.format(probe.deadline)) later"
+            logger.error("\(outcome.reloadError!): nginx kept its previous configuration (its error log says why; often another process holds the port); the previous server blocks are back")
         }
-        let unserved = await check.unserved(listens)
-        if unserved.isEmpty {
-            outcome.reloaded = true
-            logger.info("nginx reloaded (\(outcome.changed.map(\.value).joined(separator: ", ")) changed)")
-            return outcome
+        // nginx runs the previous configuration: the files go back to it, so the next pass
+        // writes them again and retries.
+        for app in outcome.changed {
+            restore(previous[app] ?? nil, at: nginx.sitesDir + "/" + NginxSite.fileName(for: app))
         }
-        let missing = Self.describe(unserved)
-        logger.error("nginx was reloaded, but none of its sockets listens on \(missing) \(DurationText.format(check.deadline)) later: it kept its previous configuration (its error log says why; often another process holds the port); those server blocks are back")
-        outcome.notTaken = unserved.mapValues { .unserved($0) }
-        restore(Array(unserved.keys))
-        let others = listens.filter { unserved[$0.key] == nil }
-        let removed = outcome.changed.filter { listens[$0] == nil }
-        guard !others.isEmpty || !removed.isEmpty else { return outcome }
-        // The others' changes (removals among them) go in without the apps nginx could not bind,
-        // checked first: this combination of files was not tested as such.
-        if await run(nginx.test, what: "test") == nil, await run(nginx.reload, what: "reload") == nil,
-           await check.unserved(others).isEmpty {
-            outcome.reloaded = true
-            logger.info("nginx reloaded without \(missing)")
-            return outcome
-        }
-        logger.error("nginx did not take a reload without \(missing) either; the previous server blocks are back")
-        for app in others.keys { outcome.notTaken[app] = .notTakenWithout(unserved) }
-        restore(Array(others.keys))
         return outcome
-    }
-
-    /// `127.0.0.1:8080 (shop), 80 (blog)`.
-    static func describe(_ listens: [AppName: ServeListen]) -> String {
-        listens.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
     }
 
     /// The file as it was before this pass (none: removed).

@@ -41,10 +41,13 @@ public enum ServeListen: Sendable, Equatable, CustomStringConvertible {
         return .address(host: host, port: port)
     }
 
-    /// What nginx binds for this `listen`: a bare port is `0.0.0.0:port`.
-    public var bindAddress: (host: String, port: Int) {
+    /// Where a client reaches what nginx binds for this `listen`, to confirm a reload took: a
+    /// bare port is nginx's `0.0.0.0:port`, and a wildcard address is reached on loopback.
+    public var probeAddress: (host: String, port: Int) {
         switch self {
-        case .port(let port): return ("0.0.0.0", port)
+        case .port(let port): return ("127.0.0.1", port)
+        case .address("0.0.0.0", let port): return ("127.0.0.1", port)
+        case .address("::", let port): return ("::1", port)
         case .address(let host, let port): return (host, port)
         }
     }

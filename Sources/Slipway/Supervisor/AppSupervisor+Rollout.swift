@@ -198,27 +198,24 @@ extension AppSupervisor {
             slots[slot]?.incoming = (worker, true)
             save()
             let within = "backend.ready.min_ready (\(DurationText.format(minReady)))"
+            let exited = { (exit: ChildProcess.Termination) in "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(self.app)'" }
             let holding = ContinuousClock.now
             for offset in target.workers.ready.minReadyChecks {
-                if let exit = await worker.exit(within: holding + offset - ContinuousClock.now) {
-                    return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
-                }
+                if let exit = await worker.exit(within: holding + offset - ContinuousClock.now) { return exited(exit) }
                 // A check that answered slowly does not make the next ones run back to back;
                 // the last one always runs.
                 if offset != minReady, ContinuousClock.now > holding + offset + .milliseconds(500) { continue }
                 guard let health = target.workers.health, let own = worker.ownSocket else { continue }
                 let (result, problem) = await HealthProbe(endpoint: own.endpoint, health: health).judge(slot: slot)
                 worker.record(result)
-                if problem != nil, let exit = worker.exit {
-                    return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'"
-                }
+                if problem != nil, let exit = worker.exit { return exited(exit) }
                 if let problem {
                     await stop(worker, as: target.workers.stop)
                     let when = offset == minReady ? "at the end of" : "\(DurationText.format(offset)) into"
                     return String(problem.dropFirst("worker \(slot) ".count)) + " \(when) \(within); see 'slipway logs \(app)'"
                 }
             }
-            if let exit = worker.exit { return "\(exit.explanation) within \(within) of being ready; see 'slipway logs \(app)'" }
+            if let exit = worker.exit { return exited(exit) }
         }
         slots[slot, default: WorkerSlot()].worker = worker
         return nil

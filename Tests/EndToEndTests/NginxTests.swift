@@ -154,31 +154,25 @@ struct NginxTests {
     }
 
     /// `nginx -s reload` exits 0 even when the master cannot bind a new `listen` and keeps its
-    /// old configuration. The agent finds out by connecting, puts the previous server block back
-    /// (so the file is what nginx runs), and tries again on each pass until the port is free.
-    @Test func aReloadNginxCannotTakeIsFoundUndoneAndRetriedUntilItTakes() throws {
+    /// old configuration. The agent finds out (its master started no new workers; with no
+    /// `pid_file`, by connecting), puts the previous server block back (so the file is what nginx
+    /// runs), and tries again on each pass until the port is free.
+    @Test(arguments: [true, false])
+    func aReloadNginxCannotTakeIsFoundUndoneAndRetriedUntilItTakes(masterKnown: Bool) throws {
         let app = try WorkerApp(instances: 1, withNginx: true)
-        try app.start()
         let nginx = try #require(app.nginx)
-        let before = try #require(app.f.read(nginx.sitesDir + "/slipway-demo.conf"))
+        if !masterKnown {
+            let config = try #require(app.f.read(app.f.configPath))
+            try app.f.write(config.replacingOccurrences(of: nginx.pidFileLine, with: ""), to: app.f.configPath)
+        }
+        try app.start()
         // Held as an outgoing connection's local port is: bound, not listening.
         let port = try WorkerApp.freePort()
         var holder: Int32? = try LoopbackPort.hold(port)
         defer { if let holder { close(holder) } }
-        try app.commitManifest(instances: 1, serve: "serve:\n  server_name: localhost\n  listen: 127.0.0.1:\(port)\n  spa: true")
-        let failed = try app.f.slipway(["deploy", "--wait"])
-        #expect(failed.status != 0, "\(failed.output)")
-        let status = try app.f.appStatus()
-        let message = status["message"] as? String ?? ""
-        #expect(status["condition"] as? String == "failed")
-        #expect(message.contains("nginx was reloaded, but nothing accepts connections on 127.0.0.1:\(port) (demo)")
-                && message.contains("ss -tanp 'sport = :\(port)'") && message.contains("the previous server block is back"), "\(message)")
-        let errorLog = app.f.read(nginx.prefix + "/logs/error.log") ?? ""
-        #expect(errorLog.contains("bind() to 127.0.0.1:\(port) failed (98: Address already in use)"), "\(errorLog)")
-        #expect(app.f.read(nginx.sitesDir + "/slipway-demo.conf") == before)
-        #expect(try nginx.get("/").body.contains("version: v1"), "the previous server block stopped serving")
+        let message = try Self.failToMove(app, toHeld: port)
+        #expect(message.contains("nginx was reloaded, but nothing accepts connections on 127.0.0.1:\(port) (demo)"), "\(message)")
         let reloads = try Self.reloads(app)
-        #expect(try Self.counter("slipway_nginx_reload_failures_total", of: app) >= 1)
         // The port is free: the next pass writes the block again, reloads, and nginx takes it.
         close(holder!)
         holder = nil
@@ -189,6 +183,43 @@ struct NginxTests {
         #expect(served.stdout.contains("version: v1"), "\(served.stdout)\(served.stderr)")
         #expect(try app.f.appStatus()["condition"] as? String != "failed")
         #expect(try Self.reloads(app) == reloads + 1, "only the reload nginx took counts as one")
+    }
+
+    /// The port nginx must bind is held by another program that listens there: a connection to it
+    /// is accepted either way, so only nginx's master tells. It started no new workers: the
+    /// agent puts the previous server block back and says what to look at.
+    @Test func aReloadNginxCannotTakeOnAPortAnotherProgramServesIsFound() throws {
+        let app = try WorkerApp(instances: 1, withNginx: true)
+        try app.start()
+        let master = try #require(app.nginx?.masterPID)
+        let port = try WorkerApp.freePort()
+        let holder = try LoopbackPort.hold(port)
+        defer { close(holder) }
+        #expect(listen(holder, 16) == 0)
+        let message = try Self.failToMove(app, toHeld: port)
+        #expect(message.contains("nginx was reloaded, but its master (pid \(master), \(app.nginx!.prefix)/nginx.pid) started no new workers 10s later, "
+                                 + "so it kept its previous configuration: its error log says why"), "\(message)")
+    }
+
+    /// Moves the app's `serve.listen` to `port`, which another socket holds: the deploy fails, the
+    /// previous server block is back on disk and serving, and the failure is counted. Returns the
+    /// app's status message.
+    static func failToMove(_ app: WorkerApp, toHeld port: Int) throws -> String {
+        let nginx = try #require(app.nginx)
+        let before = try #require(app.f.read(nginx.sitesDir + "/slipway-demo.conf"))
+        try app.commitManifest(instances: 1, serve: "serve:\n  server_name: localhost\n  listen: 127.0.0.1:\(port)\n  spa: true")
+        let failed = try app.f.slipway(["deploy", "--wait"])
+        #expect(failed.status != 0, "\(failed.output)")
+        let status = try app.f.appStatus()
+        let message = status["message"] as? String ?? ""
+        #expect(status["condition"] as? String == "failed")
+        #expect(message.contains("ss -tanp 'sport = :\(port)'") && message.contains("the previous server block is back"), "\(message)")
+        let errorLog = app.f.read(nginx.prefix + "/logs/error.log") ?? ""
+        #expect(errorLog.contains("bind() to 127.0.0.1:\(port) failed (98: Address already in use)"), "\(errorLog)")
+        #expect(app.f.read(nginx.sitesDir + "/slipway-demo.conf") == before)
+        #expect(try nginx.get("/").body.contains("version: v1"), "the previous server block stopped serving")
+        #expect(try Self.counter("slipway_nginx_reload_failures_total", of: app) >= 1)
+        return message
     }
 
     @Test func apiRequestsAndWebSocketsReachTheWorkers() throws {

@@ -130,5 +130,19 @@ import Testing
         #expect(config.nginx == .init(sitesDir: "/etc/nginx/conf.d", test: "nginx -t -q", reload: "systemctl reload nginx"))
         #expect(try AgentConfig.decode("manifests: {repo: /m.git}\n", file: "a.yaml", hostname: "h").get().nginx == nil)
         #expect(try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: {}\n", file: "a.yaml", hostname: "h").get().nginx == .init())
+        #expect(AgentConfig.Nginx().pidFile == "/run/nginx.pid")
+        let pid = try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: {pid_file: /var/run/web/nginx.pid}\n", file: "a.yaml", hostname: "h").get()
+        #expect(pid.nginx?.pidFile == "/var/run/web/nginx.pid")
+    }
+
+    @Test func aRelativeOrDirectoryPidFileIsRefusedWhereItIsWritten() {
+        for bad in ["run/nginx.pid", "/run/../tmp/nginx.pid", "/run/"] {
+            let result = AgentConfig.decode("manifests: {repo: /m.git}\nnginx:\n  pid_file: \(bad)\n", file: "a.yaml", hostname: "h")
+            guard case .failure(let error) = result else {
+                Issue.record("\(bad) was taken")
+                continue
+            }
+            #expect("\(error)".contains("a.yaml:3:13: nginx.pid_file must be an absolute file path without '..', not '\(bad)'"), "\(error)")
+        }
     }
 }

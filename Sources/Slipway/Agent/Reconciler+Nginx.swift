@@ -61,6 +61,12 @@ extension Reconciler {
                     status.message = "\(problem): nginx kept its previous configuration, most likely because it cannot bind frontend.serve.listen "
                         + "\(listen) (see nginx's error log, and what holds the port: ss -tanp 'sport = :\(port)'); "
                         + "the previous server block is back and the next pass tries again"
+                } else if outcome.notTaken, outcome.unserved.isEmpty {
+                    let hint = outcome.listens[app].map {
+                        " (if it cannot bind frontend.serve.listen \($0), see what holds the port: ss -tanp 'sport = :\($0.probeAddress.port)')"
+                    } ?? ""
+                    status.message = "\(problem), so it kept its previous configuration: its error log says why\(hint); "
+                        + "the previous server block is back and the next pass tries again"
                 } else if outcome.unserved.isEmpty {
                     status.message = "nginx reload failed: \(problem); the previous server block is back and the next pass tries again"
                 } else {

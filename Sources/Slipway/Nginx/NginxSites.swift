@@ -6,8 +6,9 @@ import SlipwayCore
 /// nginx's whole configuration after each change, and reloads nginx once per pass when
 /// something changed, never otherwise. A change nginx refuses is undone at once (the previous
 /// file goes back), and the refusal is reported against its app. A reload that fails, or that
-/// nginx did not take (a changed `listen` nothing serves afterwards), puts every file it carried
-/// back as well: the files on disk stay what nginx runs, and the next pass tries again.
+/// nginx did not take (its master started no new workers; without a readable master, a changed
+/// `listen` nothing serves afterwards), puts every file it carried back as well: the files on
+/// disk stay what nginx runs, and the next pass tries again.
 struct NginxSites {
     let nginx: AgentConfig.Nginx
     let stateDir: String
@@ -33,6 +34,10 @@ struct NginxSites {
         /// The reload command failed, or nginx did not take the reload: every changed app's
         /// previous file is back.
         var reloadError: String?
+        /// The reload command succeeded but nginx did not take the reload.
+        var notTaken = false
+        /// The changed apps' new `listen`s (a removed file has none).
+        var listens: [AppName: ServeListen] = [:]
         /// Changed apps whose `listen` nothing accepted on after the reload.
         var unserved: [AppName: ServeListen] = [:]
     }
@@ -75,22 +80,36 @@ struct NginxSites {
         }
         guard !outcome.changed.isEmpty else { return outcome }
         let changedNames = outcome.changed.map(\.value).joined(separator: ", ")
+        for app in outcome.changed { if let site = plan[app] ?? nil { outcome.listens[app] = site.listen } }
+        let listens = outcome.listens
+        let master = NginxMaster.read(pidFile: nginx.pidFile)
         if let problem = await run(nginx.reload, what: "reload") {
             outcome.reloadError = problem
             logger.error("nginx reload failed; the previous server blocks are back: \(problem)")
         } else {
-            var listens: [AppName: ServeListen] = [:]
-            for app in outcome.changed { if let site = plan[app] ?? nil { listens[app] = site.listen } }
-            outcome.unserved = await probe.unserved(listens)
-            if outcome.unserved.isEmpty {
+            let taken: Bool
+            if let master {
+                taken = await NginxMaster.awaitNewGeneration(pidFile: nginx.pidFile, since: master, deadline: probe.deadline, interval: probe.interval)
+                // Not taken: the addresses nothing serves are the likely reason, and name their apps.
+                if !taken { outcome.unserved = await probe.unserved(listens, once: true) }
+            } else {
+                outcome.unserved = await probe.unserved(listens)
+                taken = outcome.unserved.isEmpty
+            }
+            if taken {
                 outcome.reloaded = true
                 logger.info("nginx reloaded (\(changedNames) changed)")
                 return outcome
             }
-            let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
-            outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) "
-                + "\(DurationText.format(probe.deadline)) later"
-            logger.error("\(outcome.reloadError!): nginx kept its previous configuration (its error log says why; often another process holds the port); the previous server blocks are back")
+            outcome.notTaken = true
+            let later = "\(DurationText.format(probe.deadline)) later"
+            if let master, outcome.unserved.isEmpty {
+                outcome.reloadError = "nginx was reloaded, but its master (pid \(master.pid), \(nginx.pidFile)) started no new workers \(later)"
+            } else {
+                let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
+                outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) \(later)"
+            }
+            logger.error("\(outcome.reloadError!): nginx kept its previous configuration (its error log says why; often another process holds a port); the previous server blocks are back")
         }
         // nginx runs the previous configuration: the files go back to it, so the next pass
         // writes them again and retries.

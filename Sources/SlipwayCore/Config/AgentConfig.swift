@@ -65,11 +65,16 @@ public struct AgentConfig: Sendable, Equatable {
         /// Checks the whole configuration; a non-zero exit means it is refused.
         public var test: String
         public var reload: String
+        /// nginx's `pid` file (Debian: /run/nginx.pid): a reload nginx took starts new workers
+        /// under that master, one it could not take does not.
+        public var pidFile: String
 
-        public init(sitesDir: String = "/etc/nginx/sites-enabled", test: String = "nginx -t -q", reload: String = "nginx -s reload") {
+        public init(sitesDir: String = "/etc/nginx/sites-enabled", test: String = "nginx -t -q", reload: String = "nginx -s reload",
+                    pidFile: String = "/run/nginx.pid") {
             self.sitesDir = sitesDir
             self.test = test
             self.reload = reload
+            self.pidFile = pidFile
         }
     }
 
@@ -227,7 +232,7 @@ public struct AgentConfig: Sendable, Equatable {
         }
 
         var nginx: Nginx?
-        if let node = top["nginx"], let fields = reader.fields(of: node, named: "nginx", known: ["sites_dir", "test", "reload"]) {
+        if let node = top["nginx"], let fields = reader.fields(of: node, named: "nginx", known: ["sites_dir", "test", "reload", "pid_file"]) {
             var value = Nginx()
             if let dirNode = fields["sites_dir"], let dir = reader.nonEmptyString(dirNode, "nginx.sites_dir") {
                 if dir.hasPrefix("/"), !dir.split(separator: "/").contains("..") {
@@ -235,6 +240,14 @@ public struct AgentConfig: Sendable, Equatable {
                 } else {
                     reader.report("nginx.sites_dir must be an absolute path without '..', not '\(dir)'", at: dirNode.mark,
                                   hint: "for example /etc/nginx/sites-enabled")
+                }
+            }
+            if let fileNode = fields["pid_file"], let file = reader.nonEmptyString(fileNode, "nginx.pid_file") {
+                if file.hasPrefix("/"), !file.hasSuffix("/"), !file.split(separator: "/").contains("..") {
+                    value.pidFile = file
+                } else {
+                    reader.report("nginx.pid_file must be an absolute file path without '..', not '\(file)'", at: fileNode.mark,
+                                  hint: "the path of nginx.conf's 'pid' directive, for example /run/nginx.pid")
                 }
             }
             if let text = fields["test"].flatMap({ reader.nonEmptyString($0, "nginx.test") }) { value.test = text }

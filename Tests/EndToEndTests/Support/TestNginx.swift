@@ -45,8 +45,13 @@ final class TestNginx {
           sites_dir: \(sitesDir)
           test: \(Fixture.yamlQuoted(testCommand))
           reload: \(Fixture.yamlQuoted(reloadCommand))
+        \(pidFileLine)
         """
     }
+
+    /// `agentConfig`'s `pid_file:` line: a test that takes it out has the agent judge reloads by
+    /// connecting alone.
+    var pidFileLine: String { "  pid_file: \(prefix)/nginx.pid" }
 
     private var master: Process?
 

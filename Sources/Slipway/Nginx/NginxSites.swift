@@ -14,6 +14,9 @@ struct NginxSites {
     let stateDir: String
     let logger: Logger
     var probe = NginxListenProbe()
+    /// How long a reload nginx is still working on is waited for (a large `geo` map loads for
+    /// seconds); at its end the reload is taken as done.
+    static let reloadPatience = Duration.seconds(60)
 
     /// A rendered server block, and the address it serves on (probed after a reload).
     struct Site: Equatable {
@@ -83,15 +86,28 @@ struct NginxSites {
         for app in outcome.changed { if let site = plan[app] ?? nil { outcome.listens[app] = site.listen } }
         let listens = outcome.listens
         let master = NginxMaster.read(pidFile: nginx.pidFile)
+        let signalled = NginxMaster.bootTick()
+        let reloadStarted = ContinuousClock.now
         if let problem = await run(nginx.reload, what: "reload") {
             outcome.reloadError = problem
             logger.error("nginx reload failed; the previous server blocks are back: \(problem)")
         } else {
             let taken: Bool
             if let master {
-                taken = await NginxMaster.awaitNewGeneration(pidFile: nginx.pidFile, since: master, deadline: probe.deadline, interval: probe.interval)
-                // Not taken: the addresses nothing serves are the likely reason, and name their apps.
-                if !taken { outcome.unserved = await probe.unserved(listens, once: true) }
+                switch await NginxMaster.awaitReload(pidFile: nginx.pidFile, since: master, signalledAfter: signalled,
+                                                     deadline: probe.deadline, patience: Self.reloadPatience, interval: probe.interval) {
+                case .taken:
+                    taken = true
+                case .stillReloading:
+                    // It read the new files and is still loading them: putting the old ones
+                    // back now could only mix the two.
+                    logger.warning("nginx's master (pid \(master.pid)) was still reloading \(DurationText.format(Self.reloadPatience)) later; its new workers were not seen yet")
+                    taken = true
+                case .notTaken:
+                    taken = false
+                    // The addresses nothing serves are the likely reason, and name their apps.
+                    outcome.unserved = await probe.unserved(listens, once: true)
+                }
             } else {
                 outcome.unserved = await probe.unserved(listens)
                 taken = outcome.unserved.isEmpty
@@ -102,9 +118,9 @@ struct NginxSites {
                 return outcome
             }
             outcome.notTaken = true
-            let later = "\(DurationText.format(probe.deadline)) later"
+            let later = "\(DurationText.format(.milliseconds((ContinuousClock.now - reloadStarted).milliseconds / 100 * 100))) later"
             if let master, outcome.unserved.isEmpty {
-                outcome.reloadError = "nginx was reloaded, but its master (pid \(master.pid), \(nginx.pidFile)) started no new workers \(later)"
+                outcome.reloadError = "nginx was reloaded, but its master (pid \(master.pid), \(nginx.pidFile)) finished the reload without starting new workers"
             } else {
                 let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
                 outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) \(later)"

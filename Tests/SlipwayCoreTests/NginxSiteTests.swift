@@ -130,9 +130,16 @@ import Testing
         #expect(config.nginx == .init(sitesDir: "/etc/nginx/conf.d", test: "nginx -t -q", reload: "systemctl reload nginx"))
         #expect(try AgentConfig.decode("manifests: {repo: /m.git}\n", file: "a.yaml", hostname: "h").get().nginx == nil)
         #expect(try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: {}\n", file: "a.yaml", hostname: "h").get().nginx == .init())
+        #expect(config.nginx?.pidFile == "/run/nginx.pid", "systemctl reload nginx signals Debian's service")
         #expect(AgentConfig.Nginx().pidFile == "/run/nginx.pid")
-        let pid = try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: {pid_file: /var/run/web/nginx.pid}\n", file: "a.yaml", hostname: "h").get()
-        #expect(pid.nginx?.pidFile == "/var/run/web/nginx.pid")
+        func pidFile(_ nginx: String) throws -> String? {
+            try AgentConfig.decode("manifests: {repo: /m.git}\nnginx: \(nginx)\n", file: "a.yaml", hostname: "h").get().nginx?.pidFile
+        }
+        #expect(try pidFile("{pid_file: /var/run/web/nginx.pid}") == "/var/run/web/nginx.pid")
+        // Another reload command may signal another nginx: its pid file is not guessed.
+        #expect(try pidFile("{reload: nginx -c /srv/web/nginx.conf -s reload}") == nil)
+        #expect(try pidFile("{reload: nginx -c /srv/web/nginx.conf -s reload, pid_file: /srv/web/nginx.pid}") == "/srv/web/nginx.pid")
+        #expect(try pidFile("{pid_file: /srv/web/nginx.pid, reload: nginx -c /srv/web/nginx.conf -s reload}") == "/srv/web/nginx.pid")
     }
 
     @Test func aRelativeOrDirectoryPidFileIsRefusedWhereItIsWritten() {

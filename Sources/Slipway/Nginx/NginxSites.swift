@@ -85,7 +85,8 @@ struct NginxSites {
         let changedNames = outcome.changed.map(\.value).joined(separator: ", ")
         for app in outcome.changed { if let site = plan[app] ?? nil { outcome.listens[app] = site.listen } }
         let listens = outcome.listens
-        let master = NginxMaster.read(pidFile: nginx.pidFile)
+        let pidFile = nginx.pidFile
+        let master = pidFile.flatMap { NginxMaster.read(pidFile: $0) }
         let signalled = NginxMaster.bootTick()
         let reloadStarted = ContinuousClock.now
         if let problem = await run(nginx.reload, what: "reload") {
@@ -93,8 +94,8 @@ struct NginxSites {
             logger.error("nginx reload failed; the previous server blocks are back: \(problem)")
         } else {
             let taken: Bool
-            if let master {
-                switch await NginxMaster.awaitReload(pidFile: nginx.pidFile, since: master, signalledAfter: signalled,
+            if let master, let pidFile {
+                switch await NginxMaster.awaitReload(pidFile: pidFile, since: master, signalledAfter: signalled,
                                                      deadline: probe.deadline, patience: Self.reloadPatience, interval: probe.interval) {
                 case .taken:
                     taken = true
@@ -119,8 +120,8 @@ struct NginxSites {
             }
             outcome.notTaken = true
             let later = "\(DurationText.format(.milliseconds((ContinuousClock.now - reloadStarted).milliseconds / 100 * 100))) later"
-            if let master, outcome.unserved.isEmpty {
-                outcome.reloadError = "nginx was reloaded, but its master (pid \(master.pid), \(nginx.pidFile)) finished the reload without starting new workers"
+            if let master, let pidFile, outcome.unserved.isEmpty {
+                outcome.reloadError = "nginx was reloaded, but its master (pid \(master.pid), \(pidFile)) finished the reload without starting new workers"
             } else {
                 let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
                 outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) \(later)"

@@ -65,16 +65,25 @@ public struct AgentConfig: Sendable, Equatable {
         /// Checks the whole configuration; a non-zero exit means it is refused.
         public var test: String
         public var reload: String
-        /// nginx's `pid` file (Debian: /run/nginx.pid): a reload nginx took starts new workers
-        /// under that master, one it could not take does not.
-        public var pidFile: String
+        /// nginx's `pid` file: a reload nginx took starts new workers under that master, one it
+        /// could not take does not. nil: unknown, and a reload is judged by connecting.
+        public var pidFile: String?
+
+        /// Debian's, for the nginx its own service runs.
+        public static let debianPIDFile = "/run/nginx.pid"
+        /// The reload commands that signal Debian's nginx service, whose master `debianPIDFile`
+        /// names. Any other (`nginx -c /srv/web/nginx.conf -s reload`) may signal another nginx,
+        /// and the pid file is then taken only from `pid_file`: watching the wrong master would
+        /// judge every reload refused.
+        public static let serviceReloads: Set<String> = ["nginx -s reload", "/usr/sbin/nginx -s reload", "systemctl reload nginx",
+                                                         "systemctl reload nginx.service", "service nginx reload"]
 
         public init(sitesDir: String = "/etc/nginx/sites-enabled", test: String = "nginx -t -q", reload: String = "nginx -s reload",
-                    pidFile: String = "/run/nginx.pid") {
+                    pidFile: String? = nil) {
             self.sitesDir = sitesDir
             self.test = test
             self.reload = reload
-            self.pidFile = pidFile
+            self.pidFile = pidFile ?? (Self.serviceReloads.contains(reload) ? Self.debianPIDFile : nil)
         }
     }
 
@@ -251,7 +260,9 @@ public struct AgentConfig: Sendable, Equatable {
                 }
             }
             if let text = fields["test"].flatMap({ reader.nonEmptyString($0, "nginx.test") }) { value.test = text }
-            if let text = fields["reload"].flatMap({ reader.nonEmptyString($0, "nginx.reload") }) { value.reload = text }
+            if let text = fields["reload"].flatMap({ reader.nonEmptyString($0, "nginx.reload") }) {
+                value = Nginx(sitesDir: value.sitesDir, test: value.test, reload: text, pidFile: fields["pid_file"] == nil ? nil : value.pidFile)
+            }
             nginx = value
         }
 

@@ -36,7 +36,7 @@ struct NginxMaster: Equatable {
     }
 
     /// Whether this (read after a reload) shows nginx took it: the same master with a process it
-    /// did not have before and that started after `since` (in clock ticks since boot: a child
+    /// did not have before and that started at `tick` or later (clock ticks since boot: a child
     /// the earlier read missed is not new), or a master of its own since (restarted, or a new
     /// binary: either read the files anew, and writes its pid file only once it took them).
     func startedNewGeneration(since before: NginxMaster, after tick: UInt64, startTick: (pid_t) -> UInt64?) -> Bool {

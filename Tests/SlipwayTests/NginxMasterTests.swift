@@ -17,8 +17,8 @@ struct NginxMasterTests {
         #expect(NginxMaster.parseChildren(Array("12 345 \n".utf8)) == [12, 345])
         #expect(NginxMaster.parseChildren([]) == [])
         let stat = "812 (nginx: a) b) S 1 812 812 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 10000000 300 18446744073709551615"
-        #expect(NginxMaster.parseStartTick(Array(stat.utf8)) == 123456)
-        #expect(NginxMaster.parseStartTick(Array("812 (nginx) S 1".utf8)) == nil)
+        #expect(ProcessTable.startTime(inStat: Array(stat.utf8)) == 123456)
+        #expect(ProcessTable.startTime(inStat: Array("812 (nginx) S 1".utf8)) == nil)
         let idle = "Name:\tnginx\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\n"
         #expect(NginxMaster.isWaitingIdle(Array(idle.utf8)) == true)
         #expect(NginxMaster.isWaitingIdle(Array(idle.replacingOccurrences(of: "SigBlk:\t0000000000000000", with: "SigBlk:\t0000000018016a07").utf8)) == false)

@@ -67,7 +67,7 @@ struct NginxMaster: Equatable {
             // The state first: a master seen idle with no new child then had finished, new
             // children come before the master waits again.
             let idle = FileOps.readFile("/proc/\(before.pid)/status", limit: 8192).flatMap(isWaitingIdle)
-            if let now = read(pidFile: pidFile), now.startedNewGeneration(since: before, after: tick, startTick: startTick) { return .taken }
+            if let now = read(pidFile: pidFile), now.startedNewGeneration(since: before, after: tick, startTick: ProcessTable.startTime(of:)) { return .taken }
             idleReads = idle == true ? idleReads + 1 : 0
             let waited = ContinuousClock.now - started
             if idleReads >= 2 || (idle == nil && waited >= deadline) { return .notTaken }
@@ -82,21 +82,6 @@ struct NginxMaster: Equatable {
         clock_gettime(CLOCK_BOOTTIME, &now)
         let hz = UInt64(sysconf(Int32(_SC_CLK_TCK)))
         return UInt64(now.tv_sec) * hz + UInt64(now.tv_nsec) * hz / 1_000_000_000
-    }
-
-    /// When `pid` started, in clock ticks since boot: `/proc/<pid>/stat`'s 22nd field.
-    static func startTick(_ pid: pid_t) -> UInt64? {
-        guard let bytes = FileOps.readFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
-        return parseStartTick(bytes)
-    }
-
-    /// The 22nd field of a `/proc/<pid>/stat` line; `comm` (field 2) may hold spaces and
-    /// parentheses, so fields are counted after its last `)`.
-    static func parseStartTick(_ bytes: [UInt8]) -> UInt64? {
-        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 
     /// From `/proc/<pid>/status`: whether the master waits with no signal blocked (`SigBlk` 0)

@@ -119,12 +119,12 @@ struct NginxSites {
                 return outcome
             }
             outcome.notTaken = true
-            let later = "\(DurationText.format(.milliseconds((ContinuousClock.now - reloadStarted).milliseconds / 100 * 100))) later"
             if let master, let pidFile, outcome.unserved.isEmpty {
                 outcome.reloadError = "nginx was reloaded, but its master (pid \(master.pid), \(pidFile)) finished the reload without starting new workers"
             } else {
                 let missing = outcome.unserved.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")
-                outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) \(later)"
+                let later = DurationText.format(.milliseconds((ContinuousClock.now - reloadStarted).milliseconds / 100 * 100))
+                outcome.reloadError = "nginx was reloaded, but nothing accepts connections on \(missing) \(later) later"
             }
             logger.error("\(outcome.reloadError!): nginx kept its previous configuration (its error log says why; often another process holds a port); the previous server blocks are back")
         }

@@ -6,7 +6,12 @@ enum ProcessTable {
     /// Field 22 of /proc/PID/stat: the start time in clock ticks since boot. A pid plus its
     /// start time names one process, even after the pid is reused.
     static func startTime(of pid: pid_t) -> UInt64? {
-        statFields(pid).flatMap { $0.count > 19 ? UInt64($0[19]) : nil }
+        FileOps.readFile("/proc/\(pid)/stat", limit: 4096).flatMap(startTime(inStat:))
+    }
+
+    /// `startTime` from the bytes of a /proc/PID/stat line.
+    static func startTime(inStat bytes: [UInt8]) -> UInt64? {
+        fields(ofStat: bytes).flatMap { $0.count > 19 ? UInt64($0[19]) : nil }
     }
 
     /// Whether `pid` names a live process (a zombie waiting to be reaped is not), and, with
@@ -49,7 +54,10 @@ enum ProcessTable {
     /// The fields after the command name (which may itself hold spaces and parentheses):
     /// index 0 is the state, 2 the process group, 3 the session, 19 the start time, 21 the RSS in pages.
     private static func statFields(_ pid: pid_t) -> [Substring]? {
-        guard let bytes = FileOps.readFile("/proc/\(pid)/stat", limit: 4096) else { return nil }
+        FileOps.readFile("/proc/\(pid)/stat", limit: 4096).flatMap(fields(ofStat:))
+    }
+
+    private static func fields(ofStat bytes: [UInt8]) -> [Substring]? {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let close = text.lastIndex(of: ")") else { return nil }
         return text[text.index(after: close)...].split(separator: " ")

@@ -83,7 +83,12 @@ public struct AgentConfig: Sendable, Equatable {
             self.sitesDir = sitesDir
             self.test = test
             self.reload = reload
-            self.pidFile = pidFile ?? (Self.serviceReloads.contains(reload) ? Self.debianPIDFile : nil)
+            self.pidFile = pidFile ?? Self.defaultPIDFile(reload: reload)
+        }
+
+        /// `debianPIDFile` for one of `serviceReloads`, else none.
+        public static func defaultPIDFile(reload: String) -> String? {
+            serviceReloads.contains(reload) ? debianPIDFile : nil
         }
     }
 
@@ -260,9 +265,8 @@ public struct AgentConfig: Sendable, Equatable {
                 }
             }
             if let text = fields["test"].flatMap({ reader.nonEmptyString($0, "nginx.test") }) { value.test = text }
-            if let text = fields["reload"].flatMap({ reader.nonEmptyString($0, "nginx.reload") }) {
-                value = Nginx(sitesDir: value.sitesDir, test: value.test, reload: text, pidFile: fields["pid_file"] == nil ? nil : value.pidFile)
-            }
+            if let text = fields["reload"].flatMap({ reader.nonEmptyString($0, "nginx.reload") }) { value.reload = text }
+            if fields["pid_file"] == nil { value.pidFile = Nginx.defaultPIDFile(reload: value.reload) }
             nginx = value
         }
 

@@ -85,7 +85,8 @@ struct SupervisorMonitorTests {
                 reason = await app.degradedReason ?? ""
                 try? await Task.sleep(for: .milliseconds(100))
             }
-            #expect(reason.contains("crash loop: worker 0 exited with status 1, 3 times in a row: it binds port 8123 itself (address already in use)"),
+            // 3 crashes make the loop; a poll delayed on a loaded host may see a 4th.
+            #expect(reason.contains(try Regex("crash loop: worker 0 exited with status 1, [34] times in a row: it binds port 8123 itself \\(address already in use\\)")),
                     "\(reason)")
             #expect(reason.contains(AddressInUse.docs), "\(reason)")
         }

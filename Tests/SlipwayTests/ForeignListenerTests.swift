@@ -8,26 +8,55 @@ import Testing
 /// is refused, naming it.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct ForeignListenerTests {
-    /// A python SO_REUSEPORT listener on 127.0.0.1 (a free port); with `asOrphan`, it then runs
-    /// as nobody with the worker marker, as a crashed agent's worker holds the socket the agent made.
+    /// A python SO_REUSEPORT listener on 127.0.0.1 (a free port), carrying the worker marker
+    /// unless `plain`.
     final class Listener {
+        enum Kind: String {
+            /// Another program's socket.
+            case plain
+            /// Runs as nobody, as a crashed agent's worker holds the socket the agent made.
+            case orphan
+            /// Still root in a worker's spawn chain: `sh` (a new session) waits for `release()`,
+            /// then `setpriv` drops to nobody, as a worker spawned just before its agent was killed.
+            case spawning
+            /// Root, and stays root: a copied marker.
+            case root
+        }
+
         let process = Process()
         let port: Int
+        /// The process holding the socket: python itself, or with `spawning` its forked child.
+        let holder: pid_t
+        let fifo: String
 
-        init(asOrphan: Bool = false) throws {
+        init(_ kind: Kind = .plain) throws {
+            fifo = NSTemporaryDirectory() + "slipway-spawning-\(UUID().uuidString)"
             let script = """
             import os, socket, sys, time
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            s.bind(("127.0.0.1", 0)); s.listen(16)
-            if len(sys.argv) > 1: os.setgid(65534); os.setuid(65534)
-            print(s.getsockname()[1], flush=True)
+            s.bind(("127.0.0.1", 0)); s.listen(16); port = s.getsockname()[1]
+            if sys.argv[1] == "orphan": os.setgid(65534); os.setuid(65534)
+            holder = os.getpid()
+            if sys.argv[1] == "spawning":
+                os.mkfifo(sys.argv[2])
+                holder = os.fork()
+                if holder == 0:
+                    # A session of its own, as every worker; dash's read and exec are builtins,
+                    # so the chain holds the socket alone, as a worker's does.
+                    os.setsid(); os.set_inheritable(s.fileno(), True)
+                    os.execv("/bin/sh", ["sh", "-c", 'read x < "$1"; exec /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups -- /bin/sleep 30', "sh", sys.argv[2]])
+                s.close()
+            print(port, holder, flush=True)
             time.sleep(30)
             """
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["-c", script] + (asOrphan ? ["orphan"] : [])
+            process.arguments = ["-c", script, kind.rawValue, fifo]
             var environment = ["PATH": "/usr/bin:/bin"]
-            if asOrphan { environment[WorkerMarker.variable] = "/var/lib/slipway/state/workers/web.json" }
+            if kind != .plain {
+                environment[WorkerMarker.variable] = "/var/lib/slipway/state/workers/web.json"
+                environment["SLIPWAY_RELEASE"] = "20261125T120000Z-aaaaaaa"
+            }
             process.environment = environment
             let out = Pipe()
             process.standardOutput = out
@@ -38,12 +67,33 @@ struct ForeignListenerTests {
                 if chunk.isEmpty { break }
                 line += chunk
             }
-            port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            let fields = String(decoding: line, as: UTF8.self).split(whereSeparator: \.isWhitespace)
+            port = fields.first.flatMap { Int($0) } ?? 0
+            holder = fields.dropFirst().first.flatMap { pid_t($0) } ?? 0
+            if kind == .spawning {
+                // Until the forked child runs sh.
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline && FileOps.readLink("/proc/\(holder)/exe") != FileOps.resolvedPath("/bin/sh") {
+                    usleep(5_000)
+                }
+            }
+        }
+
+        /// Lets the spawning chain go on to `setpriv`, `seconds` from now.
+        func release(in seconds: Double) {
+            let path = fifo
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: seconds)
+                let fd = open(path, O_WRONLY | O_CLOEXEC)
+                if fd >= 0 { _ = write(fd, "go\n", 3); close(fd) }
+            }
         }
 
         deinit {
+            if holder > 1 { kill(holder, SIGKILL) }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            unlink(fifo)
         }
     }
 
@@ -67,10 +117,53 @@ struct ForeignListenerTests {
 
     @Test(.enabled(if: geteuid() == 0, "needs root: the orphan drops to nobody"))
     func aCrashedAgentsWorkerStillServingIsJoined() throws {
-        let orphan = try Listener(asOrphan: true)
+        let orphan = try Listener(.orphan)
         #expect(orphan.port > 0)
         let socket = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: orphan.port), appDirectory: "/nonexistent", group: nil)
         socket.close()
+    }
+
+    /// The agent was killed right after spawning a worker, which is still root in its spawn
+    /// chain (it holds the socket from the spawn on): the next agent waits for it to drop to its
+    /// account, then joins its socket and finds it by its marker, instead of refusing the port
+    /// (seen once in WorkerTrackingTests' kill -9 at random points).
+    @Test(.enabled(if: geteuid() == 0, "needs root: the chain drops to nobody"))
+    func aWorkerStillRootInItsSpawnChainIsWaitedForAndJoined() throws {
+        let spawning = try Listener(.spawning)
+        #expect(spawning.port > 0)
+        let pid = spawning.holder
+        #expect(ProcessTable.uids(of: pid)?.contains(0) == true)
+        spawning.release(in: 0.3)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let socket = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: spawning.port), appDirectory: "/nonexistent", group: nil)
+        socket.close()
+        #expect(clock.now - started >= .milliseconds(250), "joined before the chain dropped root")
+        #expect(ProcessTable.uids(of: pid) == [65534, 65534, 65534, 65534])
+        let found = WorkerMarker.find(stateDir: "/var/lib/slipway/state", app: AppName("web")!)
+        #expect(found.map(\.pid) == [pid])
+    }
+
+    /// As an attacker: a root process carrying a copied marker is refused, within the chain's
+    /// patience, and is no worker to be found.
+    @Test(.enabled(if: geteuid() == 0, "the check of uids is a root agent's"))
+    func aRootProcessWithACopiedMarkerIsRefusedInBoundedTime() throws {
+        let clock = ContinuousClock()
+        let root = try Listener(.root)
+        let started = clock.now
+        #expect(throws: ForeignListeners.Refused.self) {
+            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: root.port), appDirectory: "/nonexistent", group: nil).close()
+        }
+        // python3 is no program of the spawn chain: refused at once, not after the patience.
+        #expect(clock.now - started < .seconds(1))
+        #expect(WorkerMarker.find(stateDir: "/var/lib/slipway/state", app: AppName("web")!).isEmpty)
+        // A spawn chain that never drops root is refused once its patience is over.
+        let stuck = try Listener(.spawning)
+        let waited = clock.now
+        #expect(throws: ForeignListeners.Refused.self) {
+            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: stuck.port), appDirectory: "/nonexistent", group: nil).close()
+        }
+        #expect(clock.now - waited >= .seconds(2) && clock.now - waited < .seconds(5))
     }
 
     @Test func theTablesAreReadAsTheKernelPrintsThem() {

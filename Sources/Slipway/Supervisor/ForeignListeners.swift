@@ -118,11 +118,12 @@ enum ForeignListeners {
     }
 
     /// A worker of this or a previous agent (an orphan still serving after a crash): it carries
-    /// the marker and, under a root agent, does not run as root (workers never do).
+    /// the marker and, under a root agent, does not run as root (workers never do, once their
+    /// spawn chain has dropped to the app's account: `WorkerMarker.runsAsAccount`).
     static func isOwnWorker(_ pid: pid_t) -> Bool {
         guard pid != getpid(), let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { return false }
         let prefix = Array("\(WorkerMarker.variable)=".utf8)
         guard environ.split(separator: 0).contains(where: { $0.starts(with: prefix) }) else { return false }
-        return geteuid() != 0 || ProcessTable.uids(of: pid).map { !$0.isEmpty && !$0.contains(0) } == true
+        return geteuid() != 0 || WorkerMarker.runsAsAccount(pid)
     }
 }

@@ -12,6 +12,14 @@ import SlipwayCore
 /// stopped: the agent signals nothing but marked session leaders, and, when it runs as root,
 /// none that runs as root (workers never do; a setuid program an app started with a copied
 /// marker would).
+///
+/// A worker is root for the first moments of its life, though: its spawn chain (`nice`, the
+/// containment's `sh`, `setpriv`) runs as root until `setpriv` drops to the app's account, and
+/// it holds the app's listening socket from the spawn on. An agent killed right after a spawn
+/// leaves such a process for the next agent to find (on a loaded host the chain takes tens of
+/// milliseconds: the move into its cgroup waits for the kernel). So a marked process still
+/// running one of the chain's programs as root is waited for, briefly; any other root process
+/// is not a worker, at once.
 enum WorkerMarker {
     static let variable = "SLIPWAY_SUPERVISED"
 
@@ -26,7 +34,7 @@ enum WorkerMarker {
                   let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { continue }
             let entries = environ.split(separator: 0)
             guard entries.contains(where: { $0.elementsEqual(marker) }), ProcessTable.isSessionLeader(pid),
-                  geteuid() != 0 || ProcessTable.uids(of: pid).map({ !$0.isEmpty && !$0.contains(0) }) == true,
+                  geteuid() != 0 || runsAsAccount(pid),
                   let start = ProcessTable.startTime(of: pid), ProcessTable.isRunning(pid, startTime: start) else { continue }
             func variable(_ key: String) -> String? {
                 let prefix = Array("\(key)=".utf8)
@@ -37,5 +45,20 @@ enum WorkerMarker {
                                             release: release, generation: "?", state: .ready, startedAt: .now, restarts: 0))
         }
         return found
+    }
+
+    /// The programs of a worker's spawn chain, as `/proc/<pid>/exe` names them (symlinks resolved).
+    static let spawnChain: Set<String> = Set(["/usr/bin/nice", "/bin/sh", AppAccount.setpriv].compactMap(FileOps.resolvedPath))
+
+    /// Whether `pid` runs as an account other than root, once a spawn chain it may still be in
+    /// has dropped to the app's account (within `patience`; polled every 5 ms).
+    static func runsAsAccount(_ pid: pid_t, patience: Duration = .seconds(2)) -> Bool {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            guard let uids = ProcessTable.uids(of: pid), !uids.isEmpty else { return false }
+            if !uids.contains(0) { return true }
+            guard ContinuousClock.now < deadline, let program = FileOps.readLink("/proc/\(pid)/exe"), spawnChain.contains(program) else { return false }
+            usleep(5_000)
+        }
     }
 }

@@ -23,19 +23,23 @@ struct ForeignListenerTests {
             case root
         }
 
+        /// The state dir its marker names: the test's own, so no agent on the host shares it.
+        static let stateDir = "/nonexistent/slipway-test-\(UUID().uuidString)"
+
         let process = Process()
         let port: Int
         /// The process holding the socket: python itself, or with `spawning` its forked child.
         let holder: pid_t
         let fifo: String
 
-        init(_ kind: Kind = .plain) throws {
+        /// `port`: 0 for a free one; another's to share it (`SO_REUSEPORT`, the same uid).
+        init(_ kind: Kind = .plain, port wanted: Int = 0) throws {
             fifo = NSTemporaryDirectory() + "slipway-spawning-\(UUID().uuidString)"
             let script = """
             import os, socket, sys, time
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            s.bind(("127.0.0.1", 0)); s.listen(16); port = s.getsockname()[1]
+            s.bind(("127.0.0.1", int(sys.argv[3]))); s.listen(16); port = s.getsockname()[1]
             if sys.argv[1] == "orphan": os.setgid(65534); os.setuid(65534)
             holder = os.getpid()
             if sys.argv[1] == "spawning":
@@ -51,10 +55,10 @@ struct ForeignListenerTests {
             time.sleep(30)
             """
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["-c", script, kind.rawValue, fifo]
+            process.arguments = ["-c", script, kind.rawValue, fifo, String(wanted)]
             var environment = ["PATH": "/usr/bin:/bin"]
             if kind != .plain {
-                environment[WorkerMarker.variable] = "/var/lib/slipway/state/workers/web.json"
+                environment[WorkerMarker.variable] = WorkerMarker.value(stateDir: Self.stateDir, app: AppName("web")!)
                 environment["SLIPWAY_RELEASE"] = "20261125T120000Z-aaaaaaa"
             }
             process.environment = environment
@@ -73,7 +77,8 @@ struct ForeignListenerTests {
             if kind == .spawning {
                 // Until the forked child runs sh.
                 let deadline = Date().addingTimeInterval(10)
-                while Date() < deadline && FileOps.readLink("/proc/\(holder)/exe") != FileOps.resolvedPath("/bin/sh") {
+                while FileOps.readLink("/proc/\(holder)/exe") != FileOps.resolvedPath("/bin/sh") {
+                    guard Date() < deadline else { throw SystemError("wait for the chain to run sh", path: "/proc/\(holder)/exe", code: ETIMEDOUT) }
                     usleep(5_000)
                 }
             }
@@ -84,16 +89,17 @@ struct ForeignListenerTests {
             let path = fifo
             Thread.detachNewThread {
                 Thread.sleep(forTimeInterval: seconds)
-                let fd = open(path, O_WRONLY | O_CLOEXEC)
+                // Non-blocking: with the chain killed meanwhile (a failed test), no thread hangs.
+                let fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
                 if fd >= 0 { _ = write(fd, "go\n", 3); close(fd) }
             }
         }
 
         deinit {
+            unlink(fifo)
             if holder > 1 { kill(holder, SIGKILL) }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            unlink(fifo)
         }
     }
 
@@ -125,23 +131,58 @@ struct ForeignListenerTests {
 
     /// The agent was killed right after spawning a worker, which is still root in its spawn
     /// chain (it holds the socket from the spawn on): the next agent waits for it to drop to its
-    /// account, then joins its socket and finds it by its marker, instead of refusing the port
-    /// (seen once in WorkerTrackingTests' kill -9 at random points).
-    @Test(.enabled(if: geteuid() == 0, "needs root: the chain drops to nobody"))
-    func aWorkerStillRootInItsSpawnChainIsWaitedForAndJoined() throws {
+    /// account, then joins its socket (`bind`) and finds it by its marker (`find`), instead of
+    /// refusing the port (seen once in WorkerTrackingTests' kill -9 at random points) or leaving
+    /// it out of the orphans.
+    @Test(.enabled(if: geteuid() == 0, "needs root: the chain drops to nobody"), arguments: ["bind", "find"])
+    func aWorkerStillRootInItsSpawnChainIsWaitedFor(_ check: String) throws {
         let spawning = try Listener(.spawning)
         #expect(spawning.port > 0)
         let pid = spawning.holder
         #expect(ProcessTable.uids(of: pid)?.contains(0) == true)
-        spawning.release(in: 0.3)
         let clock = ContinuousClock()
         let started = clock.now
-        let socket = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: spawning.port), appDirectory: "/nonexistent", group: nil)
-        socket.close()
-        #expect(clock.now - started >= .milliseconds(250), "joined before the chain dropped root")
+        spawning.release(in: 0.3)
+        if check == "bind" {
+            let socket = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: spawning.port), appDirectory: "/nonexistent", group: nil)
+            socket.close()
+        } else {
+            let found = WorkerMarker.find(stateDir: Listener.stateDir, app: AppName("web")!)
+            #expect(found.map(\.pid) == [pid])
+        }
+        #expect(clock.now - started >= .milliseconds(300), "judged before the chain dropped root")
         #expect(ProcessTable.uids(of: pid) == [65534, 65534, 65534, 65534])
-        let found = WorkerMarker.find(stateDir: "/var/lib/slipway/state", app: AppName("web")!)
-        #expect(found.map(\.pid) == [pid])
+    }
+
+    /// A wait leaves time for another program to listen on the port (a root service joined
+    /// through `SO_REUSEPORT` would lose half its connections): the tables are read again after it.
+    @Test(.enabled(if: geteuid() == 0, "needs root: the chain drops to nobody"))
+    func aListenerThatAppearsWhileAChainIsWaitedForIsRefused() throws {
+        let spawning = try Listener(.spawning)
+        spawning.release(in: 0.4)
+        final class Late: @unchecked Sendable {
+            let lock = NSLock()
+            var listener: Listener?
+            var done = false
+        }
+        let late = Late()
+        let port = spawning.port
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 0.1)
+            let listener = try? Listener(.plain, port: port)
+            late.lock.withLock { late.listener = listener; late.done = true }
+        }
+        defer {
+            // Its python is killed here, once the thread has made it.
+            for _ in 0..<1000 where !late.lock.withLock({ late.done }) { usleep(10_000) }
+            late.lock.withLock { late.listener = nil }
+        }
+        #expect {
+            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: port), appDirectory: "/nonexistent", group: nil).close()
+        } throws: { error in
+            let pid = late.lock.withLock { late.listener?.holder }
+            return pid.map { "\(error)".contains("pid \($0) (python3)") } ?? false
+        }
     }
 
     /// As an attacker: a root process carrying a copied marker is refused, within the chain's
@@ -156,7 +197,7 @@ struct ForeignListenerTests {
         }
         // python3 is no program of the spawn chain: refused at once, not after the patience.
         #expect(clock.now - started < .seconds(1))
-        #expect(WorkerMarker.find(stateDir: "/var/lib/slipway/state", app: AppName("web")!).isEmpty)
+        #expect(WorkerMarker.find(stateDir: Listener.stateDir, app: AppName("web")!).isEmpty)
         // A spawn chain that never drops root is refused once its patience is over.
         let stuck = try Listener(.spawning)
         let waited = clock.now

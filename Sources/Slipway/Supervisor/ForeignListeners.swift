@@ -39,15 +39,22 @@ enum ForeignListeners {
     /// overlapping `socketAddress` (what `bind` is about to be given).
     static func check(_ socketAddress: UnsafePointer<sockaddr>, _ address: WorkerListen) throws {
         guard let (bytes, port) = Self.bytesAndPort(socketAddress) else { return }
-        // The agent's own app sockets (another address of an app moving) are not foreign.
-        let own = TCPListeners.shared.inodes()
-        let overlapping = listening().filter { $0.port == port && overlaps($0.address, bytes) && !own.contains($0.inode) }
-        guard !overlapping.isEmpty else { return }
-        let holders = holders(of: Set(overlapping.map(\.inode)))
-        let foreign = holders.filter { !isOwnWorker($0.pid) }
-        // As root every holder is visible; unseen holders are refused too (never guessed to be ours).
-        if !foreign.isEmpty || (holders.isEmpty && geteuid() == 0) {
-            throw Refused(address: address, holders: foreign)
+        let deadline = ContinuousClock.now + WorkerMarker.chainPatience
+        // A wait for a worker's chain leaves time for another listener to appear: the tables
+        // are read again after one (the deadline past by then or not, a second wait is short).
+        var waited = true
+        while waited {
+            waited = false
+            // The agent's own app sockets (another address of an app moving) are not foreign.
+            let own = TCPListeners.shared.inodes()
+            let overlapping = listening().filter { $0.port == port && overlaps($0.address, bytes) && !own.contains($0.inode) }
+            guard !overlapping.isEmpty else { return }
+            let holders = holders(of: Set(overlapping.map(\.inode)))
+            let foreign = holders.filter { !isOwnWorker($0.pid, until: deadline, waited: &waited) }
+            // As root every holder is visible; unseen holders are refused too (never guessed to be ours).
+            if !foreign.isEmpty || (holders.isEmpty && geteuid() == 0) {
+                throw Refused(address: address, holders: foreign)
+            }
         }
     }
 
@@ -120,10 +127,10 @@ enum ForeignListeners {
     /// A worker of this or a previous agent (an orphan still serving after a crash): it carries
     /// the marker and, under a root agent, does not run as root (workers never do, once their
     /// spawn chain has dropped to the app's account: `WorkerMarker.runsAsAccount`).
-    static func isOwnWorker(_ pid: pid_t) -> Bool {
-        guard pid != getpid(), let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { return false }
+    static func isOwnWorker(_ pid: pid_t, until deadline: ContinuousClock.Instant, waited: inout Bool) -> Bool {
+        guard pid != getpid(), let environ = WorkerMarker.environment(of: pid) else { return false }
         let prefix = Array("\(WorkerMarker.variable)=".utf8)
         guard environ.split(separator: 0).contains(where: { $0.starts(with: prefix) }) else { return false }
-        return geteuid() != 0 || WorkerMarker.runsAsAccount(pid)
+        return geteuid() != 0 || WorkerMarker.runsAsAccount(pid, until: deadline, waited: &waited)
     }
 }

@@ -25,16 +25,17 @@ enum WorkerMarker {
 
     static func value(stateDir: String, app: AppName) -> String { WorkerTable.path(stateDir: stateDir, app: app.value) }
 
-    /// The live, marked workers of `app` on this host, as rows for the orphan list.
+    /// The live, marked workers of `app` on this host, as rows for the orphan list. A scan
+    /// waits at most `chainPatience` in all for chains still root, however many it meets.
     static func find(stateDir: String, app: AppName) -> [WorkerTable.Worker] {
         let marker = Array("\(variable)=\(value(stateDir: stateDir, app: app))".utf8)
+        let deadline = ContinuousClock.now + chainPatience
         var found: [WorkerTable.Worker] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(name), pid > 1, pid != getpid(),
-                  let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { continue }
+            guard let pid = pid_t(name), pid > 1, pid != getpid(), let environ = environment(of: pid) else { continue }
             let entries = environ.split(separator: 0)
             guard entries.contains(where: { $0.elementsEqual(marker) }), ProcessTable.isSessionLeader(pid),
-                  geteuid() != 0 || runsAsAccount(pid),
+                  geteuid() != 0 || runsAsAccount(pid, until: deadline),
                   let start = ProcessTable.startTime(of: pid), ProcessTable.isRunning(pid, startTime: start) else { continue }
             func variable(_ key: String) -> String? {
                 let prefix = Array("\(key)=".utf8)
@@ -47,18 +48,41 @@ enum WorkerMarker {
         return found
     }
 
+    /// `pid`'s environment (`/proc/<pid>/environ`). Inside an `execve` it reads empty for a
+    /// moment (the new image's environment is not placed yet); a chain makes three or four, so
+    /// an empty read of a process that has an executable (not a kernel thread) is tried again,
+    /// three times, 1 ms apart.
+    static func environment(of pid: pid_t) -> [UInt8]? {
+        var tries = 0
+        while true {
+            guard let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { return nil }
+            guard environ.isEmpty, tries < 3, FileOps.readLink("/proc/\(pid)/exe") != nil else { return environ }
+            tries += 1
+            usleep(1_000)
+        }
+    }
+
     /// The programs of a worker's spawn chain, as `/proc/<pid>/exe` names them (symlinks resolved).
     static let spawnChain: Set<String> = Set(["/usr/bin/nice", "/bin/sh", AppAccount.setpriv].compactMap(FileOps.resolvedPath))
 
+    /// How long a chain still root is waited for: it takes milliseconds; 2 s covers a loaded host.
+    static let chainPatience = Duration.seconds(2)
+
     /// Whether `pid` runs as an account other than root, once a spawn chain it may still be in
-    /// has dropped to the app's account (within `patience`; polled every 5 ms).
-    static func runsAsAccount(_ pid: pid_t, patience: Duration = .seconds(2)) -> Bool {
-        let deadline = ContinuousClock.now + patience
+    /// has dropped to the app's account (until `deadline`; polled every 5 ms). `waited` is set
+    /// when it had to wait.
+    static func runsAsAccount(_ pid: pid_t, until deadline: ContinuousClock.Instant, waited: inout Bool) -> Bool {
         while true {
             guard let uids = ProcessTable.uids(of: pid), !uids.isEmpty else { return false }
             if !uids.contains(0) { return true }
             guard ContinuousClock.now < deadline, let program = FileOps.readLink("/proc/\(pid)/exe"), spawnChain.contains(program) else { return false }
+            waited = true
             usleep(5_000)
         }
+    }
+
+    static func runsAsAccount(_ pid: pid_t, until deadline: ContinuousClock.Instant) -> Bool {
+        var waited = false
+        return runsAsAccount(pid, until: deadline, waited: &waited)
     }
 }

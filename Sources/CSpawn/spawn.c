@@ -115,8 +115,41 @@ static void reaper_sweep(pid_t self, pid_t child) {
     }
 }
 
+/* The reaper is forked and never execs, so O_CLOEXEC closes nothing in it: it would hold every
+   fd of the agent (the flock on agent.lock, the apps' listening sockets, the API's) for as long
+   as the step runs, and on after the agent died, so that a restarted agent found its lock
+   taken. It keeps its own 0-2 and the step's three fds, moved above every one of those (and
+   above 100-102, where the step's child puts them), and closes the rest. */
+static void reaper_keep_only(int fds[3]) {
+    int base = 103;
+    for (int i = 0; i < 3; i++) if (fds[i] >= base) base = fds[i] + 1;
+    int kept[3], count = 0;
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0) continue;
+        int moved = fcntl(fds[i], F_DUPFD, base);
+        if (moved < 0) _exit(125);
+        fds[i] = moved;
+        kept[count++] = moved;
+    }
+    /* Ascending, to close the gaps between them. */
+    for (int i = 1; i < count; i++) {
+        for (int j = i; j > 0 && kept[j - 1] > kept[j]; j--) { int t = kept[j]; kept[j] = kept[j - 1]; kept[j - 1] = t; }
+    }
+    unsigned int from = 3;
+    for (int i = 0; i < count; i++) {
+        if ((unsigned int)kept[i] > from) syscall(SYS_close_range, from, (unsigned int)kept[i] - 1, 0);
+        from = (unsigned int)kept[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0U, 0);
+}
+
 static void reaper_main(const char *cwd, char *const argv[], char *const envp[],
                         int stdin_fd, int stdout_fd, int stderr_fd, int grace_seconds) {
+    int step_fds[3] = {stdin_fd, stdout_fd, stderr_fd};
+    reaper_keep_only(step_fds);
+    stdin_fd = step_fds[0];
+    stdout_fd = step_fds[1];
+    stderr_fd = step_fds[2];
     setsid();
     pid_t self = getpid();
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) _exit(125);

@@ -162,3 +162,38 @@ struct ContainmentTests {
         for pid in left { kill(pid, SIGKILL) }
     }
 }
+
+/// The subreaper is a fork of the agent that never execs: it must not keep the agent's files.
+@Suite(.timeLimit(.minutes(1)))
+struct SubreaperFilesTests {
+    /// Held by a reaper, the agent's lock outlived the agent: a restarted agent was refused
+    /// ("another Slipway agent holds agent.lock") until the build ended. So were its sockets.
+    @Test func aReaperKeepsNoneOfTheAgentsFilesOnlyTheSteps() async throws {
+        let dir = TempDir()
+        var lock: AgentLock? = try AgentLock.acquire(stateDir: dir.path)
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(listener) }
+        let output = open(dir.path + "/out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer { close(output) }
+        let child = try ChildProcess.spawnReaped(argv: ["/bin/sh", "-c", "echo step; sleep 30"], environment: [], directory: dir.path, output: output)
+        defer { kill(-child.pid, SIGKILL); kill(child.pid, SIGKILL) }
+        // Once the reaper has started the step, its own fds are final.
+        var started = false
+        for _ in 0..<400 where !started {
+            started = (FileOps.readFile("/proc/\(child.pid)/task/\(child.pid)/children").map { !$0.isEmpty }) ?? false
+            if !started { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        #expect(started, "the reaper started no step")
+        withExtendedLifetime(lock) {}
+        lock = nil
+        #expect(AgentLock.holder(stateDir: dir.path) == nil, "the reaper holds the agent's lock")
+        let targets = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(child.pid)/fd")) ?? [])
+            .compactMap { Int32($0) }.filter { $0 > 2 }.compactMap { FileOps.readLink("/proc/\(child.pid)/fd/\($0)") }
+        // stdout and stderr of the step: the output file, twice.
+        #expect(targets == [dir.path + "/out", dir.path + "/out"], "\(targets)")
+        let stepOutput = dir.path + "/out"
+        for _ in 0..<400 where (try? String(contentsOfFile: stepOutput, encoding: .utf8)) != "step\n" { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try String(contentsOfFile: stepOutput, encoding: .utf8) == "step\n")
+        await child.stop(grace: .seconds(1))
+    }
+}

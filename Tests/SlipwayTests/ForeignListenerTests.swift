@@ -135,7 +135,7 @@ struct ForeignListenerTests {
     /// refusing the port (seen once in WorkerTrackingTests' kill -9 at random points) or leaving
     /// it out of the orphans.
     @Test(.enabled(if: geteuid() == 0, "needs root: the chain drops to nobody"), arguments: ["bind", "find"])
-    func aWorkerStillRootInItsSpawnChainIsWaitedFor(_ check: String) throws {
+    func aWorkerStillRootInItsSpawnChainIsWaitedFor(_ check: String) async throws {
         let spawning = try Listener(.spawning)
         #expect(spawning.port > 0)
         let pid = spawning.holder
@@ -143,12 +143,12 @@ struct ForeignListenerTests {
         let clock = ContinuousClock()
         let started = clock.now
         spawning.release(in: 0.3)
+        let port = spawning.port
         if check == "bind" {
-            let socket = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: spawning.port), appDirectory: "/nonexistent", group: nil)
-            socket.close()
+            try await onOwnThread { try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: port), appDirectory: "/nonexistent", group: nil).close() }
         } else {
-            let found = WorkerMarker.find(stateDir: Listener.stateDir, app: AppName("web")!)
-            #expect(found.map(\.pid) == [pid])
+            let found = try await onOwnThread { WorkerMarker.find(stateDir: Listener.stateDir, app: AppName("web")!).map(\.pid) }
+            #expect(found == [pid])
         }
         #expect(clock.now - started >= .milliseconds(300), "judged before the chain dropped root")
         #expect(ProcessTable.uids(of: pid) == [65534, 65534, 65534, 65534])
@@ -157,7 +157,7 @@ struct ForeignListenerTests {
     /// A wait leaves time for another program to listen on the port (a root service joined
     /// through `SO_REUSEPORT` would lose half its connections): the tables are read again after it.
     @Test(.enabled(if: geteuid() == 0, "needs root: the chain drops to nobody"))
-    func aListenerThatAppearsWhileAChainIsWaitedForIsRefused() throws {
+    func aListenerThatAppearsWhileAChainIsWaitedForIsRefused() async throws {
         let spawning = try Listener(.spawning)
         spawning.release(in: 0.4)
         final class Late: @unchecked Sendable {
@@ -177,8 +177,8 @@ struct ForeignListenerTests {
             for _ in 0..<1000 where !late.lock.withLock({ late.done }) { usleep(10_000) }
             late.lock.withLock { late.listener = nil }
         }
-        #expect {
-            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: port), appDirectory: "/nonexistent", group: nil).close()
+        await #expect {
+            try await onOwnThread { try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: port), appDirectory: "/nonexistent", group: nil).close() }
         } throws: { error in
             let pid = late.lock.withLock { late.listener?.holder }
             return pid.map { "\(error)".contains("pid \($0) (python3)") } ?? false
@@ -188,12 +188,13 @@ struct ForeignListenerTests {
     /// As an attacker: a root process carrying a copied marker is refused, within the chain's
     /// patience, and is no worker to be found.
     @Test(.enabled(if: geteuid() == 0, "the check of uids is a root agent's"))
-    func aRootProcessWithACopiedMarkerIsRefusedInBoundedTime() throws {
+    func aRootProcessWithACopiedMarkerIsRefusedInBoundedTime() async throws {
         let clock = ContinuousClock()
         let root = try Listener(.root)
         let started = clock.now
-        #expect(throws: ForeignListeners.Refused.self) {
-            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: root.port), appDirectory: "/nonexistent", group: nil).close()
+        let rootPort = root.port
+        await #expect(throws: ForeignListeners.Refused.self) {
+            try await onOwnThread { try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: rootPort), appDirectory: "/nonexistent", group: nil).close() }
         }
         // python3 is no program of the spawn chain: refused at once, not after the patience.
         #expect(clock.now - started < .seconds(1))
@@ -201,8 +202,9 @@ struct ForeignListenerTests {
         // A spawn chain that never drops root is refused once its patience is over.
         let stuck = try Listener(.spawning)
         let waited = clock.now
-        #expect(throws: ForeignListeners.Refused.self) {
-            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: stuck.port), appDirectory: "/nonexistent", group: nil).close()
+        let stuckPort = stuck.port
+        await #expect(throws: ForeignListeners.Refused.self) {
+            try await onOwnThread { try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: stuckPort), appDirectory: "/nonexistent", group: nil).close() }
         }
         #expect(clock.now - waited >= .seconds(2) && clock.now - waited < .seconds(5))
     }

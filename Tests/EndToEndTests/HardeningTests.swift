@@ -157,4 +157,37 @@ struct HardeningTests {
         #expect(f.waitUntil(seconds: 10) { Self.strays(tag).isEmpty }, "left running: \(Self.strays(tag))")
         #expect(try f.slipway(["status"]).output.contains("builds and workers contained by a child subreaper (PR_SET_CHILD_SUBREAPER"))
     }
+
+    /// kill -9 of the agent during a build below the subreaper: the next agent starts at once,
+    /// takes the lock, stops the dead agent's build and deploys. The reaper (a fork of the agent
+    /// that never execs) held the agent's lock until the build ended, and every next agent was
+    /// refused ("another Slipway agent (pid …) holds agent.lock").
+    @Test(.timeLimit(.minutes(1))) func afterAKillDuringABuildBelowTheSubreaperTheNextAgentStartsAtOnce() throws {
+        let f = try Fixture(name: "reaperlock")
+        let tag = Int.random(in: 680_000...689_999) * 2
+        let slow = f.scratch + "/slow"
+        #expect(FileManager.default.createFile(atPath: slow, contents: nil))
+        let build = "touch \(f.scratch)/building; if [ -e \(slow) ]; then sleep \(tag); fi"
+        try f.commitSource(["index.html": "v1"])
+        try f.commitManifest("demo.yaml", f.manifest(ref: "main", backendBuild: build))
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLIPWAY_CONTAINMENT"] = "subreaper"
+        let first = try f.launch(["agent"], environment: environment)
+        defer { for pid in Self.strays(tag) { kill(pid, SIGKILL) } }
+        let building = f.waitUntil(seconds: 60) { !Self.strays(tag).isEmpty }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(building, "the build never reached its sleep: the test proved nothing")
+        unlink(slow)
+        let second = try f.launch(["agent"], environment: environment)
+        defer {
+            kill(second.processIdentifier, SIGTERM)
+            second.waitUntilExit()
+        }
+        let state = second.isRunning ? "runs" : "exited with \(second.terminationStatus)"
+        // No `slipway status` in the message: with the lock held, the dead agent's API socket
+        // was held too, and a CLI call there waited for an answer that never came.
+        #expect(f.waitUntil(seconds: 20) { f.current() != nil }, "no deploy after the restart (the agent \(state))")
+        #expect(f.waitUntil(seconds: 10) { Self.strays(tag).isEmpty }, "the dead agent's build still runs: \(Self.strays(tag))")
+    }
 }

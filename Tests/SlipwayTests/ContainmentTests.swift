@@ -14,6 +14,20 @@ struct ContainmentTests {
             + "sleep 1"  // the setsid has to happen before the step ends (PLATFORM-NOTES)
     }
 
+    /// The same strays, from a step that goes on until `go` exists (at most 60 s): a test that
+    /// checks the strays run while the step does needs the step to wait for it. A step that ended
+    /// after a fixed second could end before a test on a busy pool looked (this test, run in the
+    /// whole suite, never saw them).
+    static func escapes(_ tag: Int, heldUntil go: String) -> String {
+        escapes(tag) + "; i=0; while [ ! -e '\(go)' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"
+    }
+
+    /// The strays once both run (waited for up to 30 s: the machine may be slow to start them).
+    func bothStrays(_ tag: Int) async throws -> [pid_t] {
+        for _ in 0..<1200 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(25)) }
+        return Self.strays(tag)
+    }
+
     static func strays(_ tag: Int) -> [pid_t] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> pid_t? in
             guard let pid = pid_t(name), let bytes = FileOps.readFile("/proc/\(pid)/cmdline") else { return nil }
@@ -46,10 +60,7 @@ struct ContainmentTests {
 
     /// The fallback where no cgroup v2 is writable, forced here: the step runs below a child
     /// subreaper, which kills what the step left when it ends.
-    // Disabled: run in-process, the step's strays are never seen (the step itself exits 0 with its
-    // output); through the agent the same escapes are seen and then swept
-    // (HardeningTests/theSubreaperFallbackLeavesNothingOfABuild). Not understood yet.
-    @Test(.disabled("in-process the step's strays are never observed; see HardeningTests/theSubreaperFallbackLeavesNothingOfABuild"))
+    @Test
     func nothingOutlivesABuildStepBelowASubreaper() async throws {
         let (test, account) = try account()
         _ = test
@@ -59,13 +70,15 @@ struct ContainmentTests {
         let out = dir.path + "/out"
         let fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         defer { close(fd) }
-        let child = try ChildProcess.spawnShell(Self.escapes(tag) + "; echo step-output", in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
-                                                outputFD: fd, account: account, mechanism: .subreaper)
-        // The strays exist while the step runs (so the test can fail); the machine may be slow to start them.
-        for _ in 0..<1200 where Self.strays(tag).count < 2 { try await Task.sleep(for: .milliseconds(25)) }
-        #expect(Self.strays(tag).count == 2)
-        // No cgroup holds them: only the reaper stands between them and init.
-        #expect(Self.strays(tag).allSatisfy { (FileOps.readFile("/proc/\($0)/cgroup").map { String(decoding: $0, as: UTF8.self) } ?? "").contains("/slipway/step-") == false })
+        let go = dir.path + "/go"
+        let child = try ChildProcess.spawnShell(Self.escapes(tag, heldUntil: go) + "; echo step-output", in: dir.path,
+                                                environment: ["PATH": "/usr/bin:/bin"], outputFD: fd, account: account, mechanism: .subreaper)
+        // The strays exist while the step runs (so the test can fail), and no cgroup holds them:
+        // only the reaper stands between them and init.
+        let running = try await bothStrays(tag)
+        #expect(running.count == 2)
+        #expect(running.allSatisfy { (FileOps.readFile("/proc/\($0)/cgroup").map { String(decoding: $0, as: UTF8.self) } ?? "").contains("/slipway/step-") == false })
+        FileManager.default.createFile(atPath: go, contents: nil)
         #expect(await child.wait(timeout: .seconds(30)) == .exited(0))
         let left = await eventuallyNone(tag)
         #expect(left.isEmpty, "left running: \(left)")
@@ -86,6 +99,7 @@ struct ContainmentTests {
         chmod(dir.path, 0o755)
         let child = try ChildProcess.spawnShell(Self.escapes(tag) + "; sleep 100", in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
                                                 outputFD: 2, account: account, mechanism: .subreaper)
+        #expect(try await bothStrays(tag).count == 2, "the strays never ran: this test would pass without them")
         #expect(await child.wait(timeout: .seconds(3), grace: .seconds(1)) == .timedOut)
         let left = await eventuallyNone(tag)
         #expect(left.isEmpty, "left running: \(left)")
@@ -98,11 +112,12 @@ struct ContainmentTests {
         let tag = Int.random(in: 610_000...619_999) * 2
         let dir = TempDir()
         chmod(dir.path, 0o755)
-        let child = try ChildProcess.spawnShell(Self.escapes(tag), in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
+        let go = dir.path + "/go"
+        let child = try ChildProcess.spawnShell(Self.escapes(tag, heldUntil: go), in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
                                                 outputFD: 2, account: account)
         // The strays exist while the step runs (so the test can fail).
-        try await Task.sleep(for: .milliseconds(600))
-        #expect(Self.strays(tag).count == 2)
+        #expect(try await bothStrays(tag).count == 2)
+        FileManager.default.createFile(atPath: go, contents: nil)
         #expect(await child.wait(timeout: .seconds(30)) == .exited(0))
         let left = await eventuallyNone(tag)
         #expect(left.isEmpty, "left running: \(left)")
@@ -117,6 +132,7 @@ struct ContainmentTests {
         chmod(dir.path, 0o755)
         let child = try ChildProcess.spawnShell(Self.escapes(tag) + "; sleep 100", in: dir.path, environment: ["PATH": "/usr/bin:/bin"],
                                                 outputFD: 2, account: account)
+        #expect(try await bothStrays(tag).count == 2, "the strays never ran: this test would pass without them")
         #expect(await child.wait(timeout: .seconds(3), grace: .seconds(1)) == .timedOut)
         let left = await eventuallyNone(tag)
         #expect(left.isEmpty, "left running: \(left)")

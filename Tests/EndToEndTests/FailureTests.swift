@@ -149,10 +149,15 @@ struct FailureTests {
 
         let slow = try f.commitSource(["index.html": "slow"])
         let marker = f.scratch + "/build-started"
-        try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "touch \(marker); sleep 60; echo done > BUILT"))
+        // The build also leaves a helper with no marker in a session of its own: only the build's
+        // cgroup holds it (as root), and the next agent kills that group.
+        let tag = Int.random(in: 690_000...699_999) * 2
+        try f.commitManifest("demo.yaml", f.manifest(ref: slow, backendBuild: "env -i setsid sleep \(tag) </dev/null >/dev/null 2>&1 & touch \(marker); sleep 60; echo done > BUILT"))
 
         let agent = try f.launch(["agent", "--once"])
-        #expect(f.waitUntil(seconds: 60) { FileManager.default.fileExists(atPath: marker) })
+        #expect(f.waitUntil(seconds: 60) { FileManager.default.fileExists(atPath: marker) && !HardeningTests.strays(tag).isEmpty })
+        let groups = Set(HardeningTests.strays(tag).compactMap(Self.cgroupDirectory))
+        defer { for pid in HardeningTests.strays(tag) { kill(pid, SIGKILL) } }
         kill(agent.processIdentifier, SIGKILL)
         agent.waitUntilExit()
 
@@ -169,6 +174,20 @@ struct FailureTests {
         #expect(f.currentFile("frontend/index.html") == "slow")
         let strays = try Fixture.run("/usr/bin/pgrep", ["-f", "sleep 60; echo done"], timeout: 5)
         #expect(strays.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "stray build processes: \(strays.stdout)")
+        if geteuid() == 0 {
+            #expect(f.waitUntil(seconds: 10) { HardeningTests.strays(tag).isEmpty }, "the dead agent's build left \(HardeningTests.strays(tag)) running")
+            #expect(groups.count == 1 && groups.allSatisfy { $0.contains("/step-") && access($0, F_OK) != 0 }, "the dead agent's build group is left: \(groups)")
+        }
+    }
+
+    /// The cgroup directory `pid` runs in (cgroup v2: the `0::` line below the cgroup2 mount).
+    static func cgroupDirectory(_ pid: Int32) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::/") }),
+              let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+              let mount = mounts.split(separator: "\n").first(where: { $0.contains(" - cgroup2 ") })?.split(separator: " ").dropFirst(4).first
+        else { return nil }
+        return String(mount) + line.dropFirst(3)
     }
 }
 

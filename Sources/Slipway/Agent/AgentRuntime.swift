@@ -56,6 +56,13 @@ public final class AgentRuntime: Sendable {
         Containment.record(stateDir: config.stateDir)
     }
 
+    /// Cleans up what agents killed with `kill -9` left in this host's cgroups: their build and
+    /// migrate steps, and their empty groups (`Containment.sweepLeftovers`). Called at an agent's
+    /// start, once it holds its lock.
+    public static func sweepLeftovers(logger: Logger) {
+        Containment.sweepLeftovers(logger: logger)
+    }
+
     /// Asks for a pass as soon as the current one (if any) ends.
     public func wake() {
         wakeContinuation.yield()

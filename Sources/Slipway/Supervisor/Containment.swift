@@ -94,14 +94,14 @@ final class Containment: Sendable {
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { pid_t($0) }
     }
 
-    private static func write(_ text: String, to path: String) {
+    static func write(_ text: String, to path: String) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         try? FileOps.writeAll(fd, Array(text.utf8), path: path)
         close(fd)
     }
 
-    private static func isEmpty(_ directory: String) -> Bool {
+    static func isEmpty(_ directory: String) -> Bool {
         guard let bytes = FileOps.readFile(directory + "/cgroup.procs") else { return true }
         return bytes.allSatisfy { $0 == 0x0a }
     }

@@ -87,6 +87,47 @@ extension WorkerHealthTests {
             #expect(app.stop())
         }
 
+        /// kill -9 of the agent leaves its workers serving; the next agent stops them once its own
+        /// are up, and with them a helper each started outside its process group and session
+        /// (`env -i setsid`: no marker, no group, only the worker's cgroup holds it), and removes
+        /// their groups. Before, such a helper outlived its worker for good.
+        @Test func aWorkerLeftByAKilledAgentEndsWithTheHelperItStartedOutsideItsSession() throws {
+            guard geteuid() == 0 else { return }
+            let tag = Int.random(in: 740_000...749_999) * 2
+            let app = try TinyApp.make(instances: 2, keep: 2)
+            try app.f.commitSource(["run.sh": "env -i setsid sleep \(tag) </dev/null >/dev/null 2>&1 &\nexec /usr/bin/python3 -u worker.py\n"],
+                                   message: "a worker with a helper")
+            try app.f.commitManifest("demo.yaml", """
+            app: demo
+            source: {repo: \(app.f.sourceRepo), ref: main}
+            backend:
+              command: /bin/sh run.sh
+              instances: 2
+              listen: 127.0.0.1:\(app.port)
+              ready: {notify: true, timeout: 10s}
+              health: {path: /}
+              stop: {signal: SIGTERM, timeout: 3s}
+            """)
+            try app.start()
+            defer { for pid in HardeningTests.strays(tag) { kill(pid, SIGKILL) } }
+            #expect(app.f.waitUntil(seconds: 10) { HardeningTests.strays(tag).count == 2 }, "the helpers never ran: the test proves nothing")
+            let helpers = Set(HardeningTests.strays(tag))
+            let workers = try app.workerPIDs()
+            let groups = Set(workers.compactMap(FailureTests.cgroupDirectory))
+            #expect(groups.count == 2 && groups.allSatisfy { access($0, F_OK) == 0 }, "\(groups)")
+
+            kill(app.agent.processIdentifier, SIGKILL)
+            app.agent.waitUntilExit()
+            try app.start()
+            #expect(app.f.waitUntil(seconds: 30) { workers.allSatisfy { !WorkerApp.isRunning($0) } }, "\(app.agentLog.suffix(3000))\n\(app.workerLog.suffix(2000))")
+            #expect(app.f.waitUntil(seconds: 10) { helpers.allSatisfy { !WorkerApp.isRunning($0) } },
+                    "the old workers' helpers outlived them: \(helpers.filter(WorkerApp.isRunning))")
+            #expect(app.f.waitUntil(seconds: 10) { groups.allSatisfy { access($0, F_OK) != 0 } }, "the old workers' groups are left: \(groups)")
+            // The new workers' helpers end with them when the agent stops.
+            #expect(app.stop())
+            #expect(app.f.waitUntil(seconds: 10) { HardeningTests.strays(tag).isEmpty }, "left running: \(HardeningTests.strays(tag))")
+        }
+
         static func processes(carrying entry: String) -> [Int32] {
             ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> Int32? in
                 guard let pid = Int32(name), let environ = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { return nil }

@@ -21,6 +21,13 @@ struct ForeignListenerTests {
             case spawning
             /// Root, and stays root: a copied marker.
             case root
+            /// No marker, runs as nobody in a worker's cgroup: a helper a worker started with
+            /// `env -i` that kept the socket.
+            case helper
+            /// No marker, root, in a worker's cgroup (a setuid program a worker ran).
+            case rootHelper
+            /// No marker, runs as nobody, in no worker's cgroup.
+            case nobody
         }
 
         /// The state dir its marker names: the test's own, so no agent on the host shares it.
@@ -31,6 +38,8 @@ struct ForeignListenerTests {
         /// The process holding the socket: python itself, or with `spawning` its forked child.
         let holder: pid_t
         let fifo: String
+        /// The worker's cgroup it runs in (`helper`, `rootHelper`), else empty.
+        let group: String
 
         /// `port`: 0 for a free one; another's to share it (`SO_REUSEPORT`, the same uid).
         init(_ kind: Kind = .plain, port wanted: Int = 0) throws {
@@ -40,7 +49,8 @@ struct ForeignListenerTests {
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             s.bind(("127.0.0.1", int(sys.argv[3]))); s.listen(16); port = s.getsockname()[1]
-            if sys.argv[1] == "orphan": os.setgid(65534); os.setuid(65534)
+            if sys.argv[4]: open(sys.argv[4] + "/cgroup.procs", "w").write(str(os.getpid()))
+            if sys.argv[1] in ("orphan", "helper", "nobody"): os.setgid(65534); os.setuid(65534)
             holder = os.getpid()
             if sys.argv[1] == "spawning":
                 os.mkfifo(sys.argv[2])
@@ -54,10 +64,16 @@ struct ForeignListenerTests {
             print(port, holder, flush=True)
             time.sleep(30)
             """
+            if kind == .helper || kind == .rootHelper, let base = Containment.base {
+                group = base + "/w0-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+                mkdir(group, 0o755)
+            } else {
+                group = ""
+            }
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["-c", script, kind.rawValue, fifo, String(wanted)]
+            process.arguments = ["-c", script, kind.rawValue, fifo, String(wanted), group]
             var environment = ["PATH": "/usr/bin:/bin"]
-            if kind != .plain {
+            if ![.plain, .helper, .rootHelper, .nobody].contains(kind) {
                 environment[WorkerMarker.variable] = WorkerMarker.value(stateDir: Self.stateDir, app: AppName("web")!)
                 environment["SLIPWAY_RELEASE"] = "20261125T120000Z-aaaaaaa"
             }
@@ -100,6 +116,9 @@ struct ForeignListenerTests {
             if holder > 1 { kill(holder, SIGKILL) }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            if !group.isEmpty {
+                for _ in 0..<100 where rmdir(group) != 0 && errno == EBUSY { usleep(10_000) }
+            }
         }
     }
 
@@ -127,6 +146,28 @@ struct ForeignListenerTests {
         #expect(orphan.port > 0)
         let socket = try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: orphan.port), appDirectory: "/nonexistent", group: nil)
         socket.close()
+    }
+
+    /// A worker's helper started with `env -i` (no marker) kept the socket: it is in the worker's
+    /// cgroup, which only root places processes in, so it is of the worker's own tree, and the
+    /// next agent joins (it refused the port before, and the app stayed down after a kill -9).
+    @Test(.enabled(if: geteuid() == 0 && Containment.base != nil, "needs root and cgroup v2"))
+    func aHelperAWorkerStartedThatKeptTheSocketIsJoined() throws {
+        let helper = try Listener(.helper)
+        #expect(helper.port > 0 && !helper.group.isEmpty)
+        try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: helper.port), appDirectory: "/nonexistent", group: nil).close()
+    }
+
+    /// As an attacker: neither a worker's cgroup alone (a root process in it: a setuid program a
+    /// worker ran) nor an account other than root alone (no marker, no worker's group) makes a
+    /// holder a worker.
+    @Test(.enabled(if: geteuid() == 0 && Containment.base != nil, "needs root and cgroup v2"), arguments: [Listener.Kind.rootHelper, .nobody])
+    func aHolderThatIsOnlyInAWorkersGroupOrOnlyNotRootIsRefused(_ kind: Listener.Kind) throws {
+        let holder = try Listener(kind)
+        #expect(holder.port > 0)
+        #expect(throws: ForeignListeners.Refused.self) {
+            try ListeningSocket.bind(.tcp(host: "127.0.0.1", port: holder.port), appDirectory: "/nonexistent", group: nil).close()
+        }
     }
 
     /// The agent was killed right after spawning a worker, which is still root in its spawn

@@ -226,9 +226,14 @@ actor AppSupervisor {
     /// Workers of a previous agent process: they still serve on that agent's socket until the
     /// new workers are up, then get the stop signal, and SIGKILL after the timeout. Not our
     /// children, so no watcher signals their exit: looked at every 20 ms, only on this rare path.
+    /// Their groups end after them, with any helper that left the worker's process group.
     func stopOrphans(timeout: Duration, signal: Int32) async {
         guard !orphans.isEmpty else { return }
         let alive = orphans.filter { ProcessTable.isRunning($0.pid, startTime: $0.procStartTime) }
+        // Read while each is known to be that worker (the start time, again after the read).
+        let groups = alive.compactMap { orphan in
+            Containment.ofWorker(orphan.pid).flatMap { ProcessTable.isRunning(orphan.pid, startTime: orphan.procStartTime) ? $0 : nil }
+        }
         for orphan in alive {
             log.note("stopping worker left by a previous agent (release \(orphan.release))", worker: "w\(orphan.slot) \(orphan.pid)")
             kill(-orphan.pid, signal)
@@ -240,6 +245,7 @@ actor AppSupervisor {
         for orphan in alive where ProcessTable.isRunning(orphan.pid, startTime: orphan.procStartTime) {
             kill(-orphan.pid, SIGKILL)
         }
+        for group in groups { group.end() }
         orphans = []
     }
 

@@ -6,8 +6,8 @@ import SlipwayCore
 /// also let it join a root service's listening socket and take half its connections. So before
 /// binding, the TCP tables (`/proc/net/tcp{,6}`) are read for a listening socket on an address
 /// that overlaps, and each one's holders (the processes with its inode among their fds) must be
-/// this agent's own workers: a process carrying the worker marker (`SLIPWAY_SUPERVISED`), not
-/// running as root when the agent is. Anything else is refused, naming the holder.
+/// this agent's own workers: a process carrying the worker marker (`SLIPWAY_SUPERVISED`) or in a
+/// worker's cgroup, not running as root when the agent is. Anything else is refused, naming the holder.
 enum ForeignListeners {
     struct Holder: Sendable, Equatable, CustomStringConvertible {
         var pid: pid_t
@@ -124,13 +124,16 @@ enum ForeignListeners {
         return found.sorted { $0.pid < $1.pid }
     }
 
-    /// A worker of this or a previous agent (an orphan still serving after a crash): it carries
-    /// the marker and, under a root agent, does not run as root (workers never do, once their
-    /// spawn chain has dropped to the app's account: `WorkerMarker.runsAsAccount`).
+    /// A worker of this or a previous agent (an orphan still serving after a crash), or a process
+    /// a worker started that kept the socket: it carries the marker or runs in a worker's cgroup
+    /// (a helper started with `env -i` has no marker; only root can place a process in one of
+    /// those groups, so only a worker's own tree is in it) and, under a root agent, does not run
+    /// as root (workers never do, once their spawn chain has dropped to the app's account:
+    /// `WorkerMarker.runsAsAccount`).
     static func isOwnWorker(_ pid: pid_t, until deadline: ContinuousClock.Instant, waited: inout Bool) -> Bool {
         guard pid != getpid(), let environ = WorkerMarker.environment(of: pid) else { return false }
         let prefix = Array("\(WorkerMarker.variable)=".utf8)
-        guard environ.split(separator: 0).contains(where: { $0.starts(with: prefix) }) else { return false }
+        guard environ.split(separator: 0).contains(where: { $0.starts(with: prefix) }) || Containment.ofWorker(pid) != nil else { return false }
         return geteuid() != 0 || WorkerMarker.runsAsAccount(pid, until: deadline, waited: &waited)
     }
 }

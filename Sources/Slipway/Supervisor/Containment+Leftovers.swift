@@ -77,14 +77,10 @@ extension Containment {
     /// The app cannot name another group there: the kernel keeps that file, and a process moves
     /// only into a group it may write, and every group here is root's.
     static func ofWorker(_ pid: pid_t, base: String? = Containment.base) -> Containment? {
-        guard let base, let mount = cgroup2Mount(),
-              let bytes = FileOps.readFile("/proc/\(pid)/cgroup", limit: 4096) else { return nil }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("0::/") {
-            let path = mount + line.dropFirst(3)
-            guard let slash = path.lastIndex(of: "/"), String(path[..<slash]) == base,
-                  case .worker = LeftoverGroup(name: String(path[path.index(after: slash)...]))?.kind else { return nil }
-            return adopt(directory: path)
-        }
-        return nil
+        guard let base, let mount = cgroup2Mount(), let own = cgroup(of: String(pid)) else { return nil }
+        let path = mount + own
+        guard let slash = path.lastIndex(of: "/"), String(path[..<slash]) == base,
+              case .worker = LeftoverGroup(name: String(path[path.index(after: slash)...]))?.kind else { return nil }
+        return adopt(directory: path)
     }
 }

@@ -112,7 +112,7 @@ final class Containment: Sendable {
     static func detect() -> Mechanism {
         guard let mount = cgroup2Mount() else { return .subreaper }
         var candidates: [String] = []
-        if let own = ownCgroup(), own != "/" { candidates.append(mount + own) }
+        if let own = cgroup(of: "self"), own != "/" { candidates.append(mount + own) }
         candidates.append(mount + "/slipway")
         for base in candidates {
             if mkdir(base, 0o755) != 0 && errno != EEXIST { continue }
@@ -137,8 +137,10 @@ final class Containment: Sendable {
         return nil
     }
 
-    private static func ownCgroup() -> String? {
-        guard let bytes = FileOps.readFile("/proc/self/cgroup") else { return nil }
+    /// The cgroup v2 path of `process` (a pid, or `self`), below the cgroup2 mount: the `0::`
+    /// line of /proc/<process>/cgroup.
+    static func cgroup(of process: String) -> String? {
+        guard let bytes = FileOps.readFile("/proc/\(process)/cgroup", limit: 4096) else { return nil }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("0::") {
             return String(line.dropFirst(3))
         }

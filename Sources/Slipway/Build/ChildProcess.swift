@@ -90,7 +90,7 @@ struct ChildProcess: Sendable {
         while true {
             if let status = reap() {
                 signalGroup(SIGKILL)
-                containment?.end()
+                await containment?.end()
                 return status
             }
             if Task.isCancelled || clock.now >= deadline {
@@ -121,7 +121,7 @@ struct ChildProcess: Sendable {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }.value
-        containment?.end()
+        await containment?.end()
     }
 
     private func reap() -> Termination? {

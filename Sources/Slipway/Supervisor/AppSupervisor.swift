@@ -245,7 +245,7 @@ actor AppSupervisor {
         for orphan in alive where ProcessTable.isRunning(orphan.pid, startTime: orphan.procStartTime) {
             kill(-orphan.pid, SIGKILL)
         }
-        for group in groups { group.end() }
+        for group in groups { await group.end() }
         orphans = []
     }
 

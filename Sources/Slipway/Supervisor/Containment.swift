@@ -61,17 +61,25 @@ final class Containment: Sendable {
     /// Kills everything still in the containment and removes it; returns once it is empty
     /// (or after `timeout`, leaving it for the next pass's clean-up).
     func end(timeout: Duration = .seconds(5)) {
-        guard let directory else { return }
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if Self.isEmpty(directory) {
-                if rmdir(directory) == 0 || errno == ENOENT { return }
-            } else {
-                Self.write("1", to: directory + "/cgroup.kill")
-            }
-            usleep(10_000)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !endStep() { usleep(10_000) }
+    }
+
+    /// `end` for an actor or a task: it waits by suspending, so an actor's other callers are
+    /// answered meanwhile. A cancelled caller still waits (blocking) for the group to go.
+    func end(timeout: Duration = .seconds(5)) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !endStep() {
+            do { try await Task.sleep(for: .milliseconds(10)) } catch { usleep(10_000) }
         }
+    }
+
+    /// One step of ending: kills what is left, or removes the empty group; true once it is gone.
+    private func endStep() -> Bool {
+        guard let directory else { return true }
+        if Self.isEmpty(directory) { return rmdir(directory) == 0 || errno == ENOENT }
+        Self.write("1", to: directory + "/cgroup.kill")
+        return false
     }
 
     static func recordPath(stateDir: String) -> String { stateDir + "/containment" }

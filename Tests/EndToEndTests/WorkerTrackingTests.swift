@@ -123,9 +123,12 @@ extension WorkerHealthTests {
             #expect(app.f.waitUntil(seconds: 10) { helpers.allSatisfy { !WorkerApp.isRunning($0) } },
                     "the old workers' helpers outlived them: \(helpers.filter(WorkerApp.isRunning))")
             #expect(app.f.waitUntil(seconds: 10) { groups.allSatisfy { access($0, F_OK) != 0 } }, "the old workers' groups are left: \(groups)")
-            // The new workers' helpers end with them when the agent stops.
+            // The new workers' helpers end with them when the agent stops, and so do their groups.
+            let newGroups = Set(try app.workerPIDs().compactMap(FailureTests.cgroupDirectory))
+            #expect(newGroups.count == 2 && newGroups.isDisjoint(with: groups), "\(newGroups)")
             #expect(app.stop())
             #expect(app.f.waitUntil(seconds: 10) { HardeningTests.strays(tag).isEmpty }, "left running: \(HardeningTests.strays(tag))")
+            #expect(newGroups.allSatisfy { access($0, F_OK) != 0 }, "the stopped agent left its workers' groups: \(newGroups)")
         }
 
         static func processes(carrying entry: String) -> [Int32] {

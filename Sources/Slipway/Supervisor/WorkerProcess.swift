@@ -196,6 +196,15 @@ final class WorkerProcess: Sendable {
     /// and whether it had to be killed. Runs to the end even if the caller is cancelled.
     @discardableResult
     func stop(signal: Int32, timeout: Duration, log: WorkerLog) async -> (ChildProcess.Termination, killed: Bool) {
+        let stopped = await stopProcess(signal: signal, timeout: timeout, log: log)
+        // Its group goes before the stop returns (the watcher ends it too, on its own thread): an
+        // agent that exits right after, at its shutdown, left it behind, empty, when a helper
+        // outside the worker's session was still being killed there.
+        await containment?.end()
+        return stopped
+    }
+
+    private func stopProcess(signal: Int32, timeout: Duration, log: WorkerLog) async -> (ChildProcess.Termination, killed: Bool) {
         state.withLock { $0.stopping = true }
         if let exit { return (exit, false) }
         let name = Workers.StopSignal.allCases.first { $0.number == signal }?.rawValue ?? String(cString: strsignal(signal))

@@ -16,10 +16,11 @@ struct ContainmentEndTests {
         let directory = Containment.base! + "/w0-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
         #expect(mkdir(directory, 0o755) == 0)
         #expect(mkdir(directory + "/held", 0o755) == 0)
-        defer { Containment.write("1", to: directory + "/cgroup.kill"); rmdir(directory + "/held"); rmdir(directory) }
+        // Whatever happens, everything in the group is killed and the group removed (within 5 s);
+        // no pid is signalled, so none reused after the reap can be hit.
+        defer { rmdir(directory + "/held"); Containment.adopt(directory: directory).end() }
         let argv = Containment.adopt(directory: directory).wrap(["/bin/sleep", "600"])
         let orphan = try ChildProcess.spawn(argv: argv, environment: [], directory: "/", stdout: 2, stderr: 2)
-        defer { kill(orphan.pid, SIGKILL) }
         let reaper = Task.detached { await orphan.wait(timeout: .seconds(50)) }
         let name = String(directory.split(separator: "/").last!)
         for _ in 0..<200 where Containment.cgroup(of: String(orphan.pid))?.hasSuffix("/" + name) != true {

@@ -112,12 +112,15 @@ final class WorkerApp {
     func start() throws {
         agentProcess = try AgentProcess(config: f.configPath, log: f.root + "/agent.log", binary: agentBinary,
                                         detached: detachedAgent, environment: agentEnvironment)
+        var seen = (health: 0, workers: [String]())
         let up = f.waitUntil(seconds: 60) {
-            guard (try? self.get(self.healthPath).status) == 200, let workers = try? self.workers() else { return false }
-            return workers.count == self.instances && workers.allSatisfy { $0["state"] as? String == "ready" }
+            seen = ((try? self.get(self.healthPath).status) ?? 0, ((try? self.workers()) ?? []).map { "\($0["pid"] ?? "-") \($0["state"] ?? "-")" })
+            return seen.health == 200 && seen.workers.count == self.instances && seen.workers.allSatisfy { $0.hasSuffix(" ready") }
         }
         guard up else {
-            throw FixtureError("the app did not come up: \(agentLog)\n\(workerLog)")
+            // The end of each log: what the agent did last is what tells why (CI shows the head).
+            throw FixtureError("the app did not come up: \(healthPath) answered \(seen.health), workers \(seen.workers)\n"
+                + "agent log (end):\n\(agentLog.suffix(6000))\nworker log (end):\n\(workerLog.suffix(3000))")
         }
         // With nginx: the pass ends by writing the server block and reloading nginx.
         if let nginx, !f.waitUntil(seconds: 30, { (try? nginx.get("/").status) == 200 && nginx.settledWorkers().count == 1 }) {

@@ -7,7 +7,8 @@ import SlipwayCore
 /// binding, the TCP tables (`/proc/net/tcp{,6}`) are read for a listening socket on an address
 /// that overlaps, and each one's holders (the processes with its inode among their fds) must be
 /// this agent's own workers: a process carrying the worker marker (`SLIPWAY_SUPERVISED`) or in a
-/// worker's cgroup, not running as root when the agent is. Anything else is refused, naming the holder.
+/// worker's cgroup, not running as root when the agent is. A holder that is exiting is waited for,
+/// and the tables read again. Anything else is refused, naming the holder.
 enum ForeignListeners {
     struct Holder: Sendable, Equatable, CustomStringConvertible {
         var pid: pid_t
@@ -131,9 +132,25 @@ enum ForeignListeners {
     /// as root (workers never do, once their spawn chain has dropped to the app's account:
     /// `WorkerMarker.runsAsAccount`).
     static func isOwnWorker(_ pid: pid_t, until deadline: ContinuousClock.Instant, waited: inout Bool) -> Bool {
-        guard pid != getpid(), let environ = WorkerMarker.environment(of: pid) else { return false }
+        guard pid != getpid() else { return false }
+        if ProcessTable.isExiting(pid) { return waitForExit(pid, until: deadline, waited: &waited) }
         let prefix = Array("\(WorkerMarker.variable)=".utf8)
-        guard environ.split(separator: 0).contains(where: { $0.starts(with: prefix) }) || Containment.ofWorker(pid) != nil else { return false }
+        let marked = WorkerMarker.environment(of: pid).map { $0.split(separator: 0).contains { $0.starts(with: prefix) } } ?? false
+        guard marked || Containment.ofWorker(pid) != nil else { return false }
         return geteuid() != 0 || WorkerMarker.runsAsAccount(pid, until: deadline, waited: &waited)
+    }
+
+    /// A holder on its way out has nothing left to judge it by (its memory, environment and
+    /// program go first, while the exit frees them, its files last: 85 ms for a 1 GB worker here)
+    /// and lets go of the socket in a moment: a worker an agent killed right after starting it,
+    /// whose first act failed. It is waited for (until `deadline`), and the tables are read again;
+    /// one still there then is refused. Before, it was refused at once, and the reload with it.
+    static func waitForExit(_ pid: pid_t, until deadline: ContinuousClock.Instant, waited: inout Bool) -> Bool {
+        while ProcessTable.isExiting(pid) {
+            guard ContinuousClock.now < deadline else { return false }
+            usleep(2_000)
+        }
+        waited = true
+        return true
     }
 }

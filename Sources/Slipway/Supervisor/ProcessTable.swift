@@ -21,6 +21,14 @@ enum ProcessTable {
         return startTime.map { UInt64(fields[19]) == $0 } ?? true
     }
 
+    /// Whether `pid` is on its way out: it has begun to exit (`PF_EXITING`, in the flags field
+    /// of /proc/PID/stat) and is not a zombie yet. Such a process may have no memory left (no
+    /// environment, no program to read) while it still holds its files for a moment.
+    static func isExiting(_ pid: pid_t) -> Bool {
+        guard let fields = statFields(pid), fields.count > 6, fields[0] != "Z", fields[0] != "X", let flags = UInt64(fields[6]) else { return false }
+        return flags & 0x4 != 0
+    }
+
     /// The parent of `pid` (field 4 of /proc/PID/stat), zombies included.
     static func parent(of pid: pid_t) -> pid_t? {
         statFields(pid).flatMap { $0.count > 1 ? pid_t($0[1]) : nil }
@@ -52,7 +60,8 @@ enum ProcessTable {
     }
 
     /// The fields after the command name (which may itself hold spaces and parentheses):
-    /// index 0 is the state, 2 the process group, 3 the session, 19 the start time, 21 the RSS in pages.
+    /// index 0 is the state, 2 the process group, 3 the session, 6 the flags, 19 the start time,
+    /// 21 the RSS in pages.
     private static func statFields(_ pid: pid_t) -> [Substring]? {
         FileOps.readFile("/proc/\(pid)/stat", limit: 4096).flatMap(fields(ofStat:))
     }

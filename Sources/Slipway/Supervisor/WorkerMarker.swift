@@ -49,16 +49,23 @@ enum WorkerMarker {
     }
 
     /// `pid`'s environment (`/proc/<pid>/environ`). Inside an `execve` it reads empty for a
-    /// moment (the new image's environment is not placed yet); a chain makes three or four, so
-    /// an empty read of a process that has an executable (not a kernel thread) is tried again,
-    /// three times, 1 ms apart.
+    /// moment (the new image's arguments and environment are not placed yet), and a spawn chain
+    /// makes three or four back to back: one in ten reads of a process that execs in a loop was
+    /// empty here, and three tries 1 ms apart still missed the marker. So an empty read of a
+    /// process that has a program (not a kernel thread) and no arguments yet (every image has at
+    /// least an empty argv[0]) is tried again for up to 100 ms; an empty one with its arguments in
+    /// place (`env -i`) is read once more (the exec may have placed both between the reads) and
+    /// taken as it is.
     static func environment(of pid: pid_t) -> [UInt8]? {
-        var tries = 0
+        let deadline = ContinuousClock.now + .milliseconds(100)
         while true {
             guard let environ = FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20) else { return nil }
-            guard environ.isEmpty, tries < 3, FileOps.readLink("/proc/\(pid)/exe") != nil else { return environ }
-            tries += 1
-            usleep(1_000)
+            guard environ.isEmpty, FileOps.readLink("/proc/\(pid)/exe") != nil else { return environ }
+            if FileOps.readFile("/proc/\(pid)/cmdline", limit: 1)?.isEmpty == false {
+                return FileOps.readFile("/proc/\(pid)/environ", limit: 1 << 20)
+            }
+            guard ContinuousClock.now < deadline else { return environ }
+            usleep(500)
         }
     }
 

@@ -46,7 +46,7 @@ struct AgentCommand: AsyncParsableCommand {
             let logger = Logger(label: "slipway.agent")
             let lock = try config.acquireLock()
             defer { withExtendedLifetime(lock) {} }
-            AgentRuntime.sweepLeftovers(logger: logger)
+            AgentRuntime.sweepLeftovers(stateDir: config.stateDir, logger: logger)
 
             if once {
                 let reconciler = Reconciler(config: config, logger: logger)

@@ -49,6 +49,28 @@ extension WorkerHealthTests {
             #expect(WorkerProcesses.leaders(under: releases).isEmpty)
         }
 
+        /// A kill -9 in the middle of a fetch leaves libgit2's lock on the mirror's ref, and every
+        /// later fetch failed ("failed to lock file …/refs/heads/main.lock"): the app stayed on its
+        /// release whatever was pushed (seen in the test above). The next agent removes the locks at
+        /// its start, and the push deploys.
+        @Test func aFetchKilledHalfwayLeavesNoLockThatStopsTheNextDeploy() throws {
+            let app = try TinyApp.make(instances: 1, keep: 2)
+            try app.start()
+            kill(app.agent.processIdentifier, SIGKILL)
+            app.agent.waitUntilExit()
+            let sources = app.f.stateDir + "/mirrors/sources"
+            let mirror = try #require(try FileManager.default.contentsOfDirectory(atPath: sources).first { $0.hasSuffix(".git") })
+            let lock = "\(sources)/\(mirror)/refs/heads/main.lock"
+            try "0000000000000000000000000000000000000000\n".write(toFile: lock, atomically: false, encoding: .utf8)
+            try app.start()
+            let deploy = try app.deployNewVersion("v2")
+            #expect(deploy.status == 0, "\(deploy.stdout)\n\(deploy.stderr)\n\(app.agentLog.suffix(3000))")
+            #expect((try? app.get("/").release) == app.f.current())
+            #expect(!FileManager.default.fileExists(atPath: lock))
+            #expect(app.agentLog.contains("removed the lock files a killed agent left in its git mirrors"))
+            #expect(app.stop())
+        }
+
         static func time(_ text: String) -> Date? {
             let format = ISO8601DateFormatter()
             format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -56,11 +56,16 @@ public final class AgentRuntime: Sendable {
         Containment.record(stateDir: config.stateDir)
     }
 
-    /// Cleans up what agents killed with `kill -9` left in this host's cgroups: their build and
-    /// migrate steps, and their empty groups (`Containment.sweepLeftovers`). Called at an agent's
-    /// start, once it holds its lock.
-    public static func sweepLeftovers(logger: Logger) {
+    /// Cleans up what agents killed with `kill -9` left: in this host's cgroups, their build and
+    /// migrate steps and their empty groups (`Containment.sweepLeftovers`); in the state
+    /// directory's mirrors, the lock files of a fetch they were in (`StaleGitLocks`). Called at
+    /// an agent's start, once it holds its lock.
+    public static func sweepLeftovers(stateDir: String, logger: Logger) {
         Containment.sweepLeftovers(logger: logger)
+        let locks = StaleGitLocks.remove(mirrors: stateDir + "/mirrors")
+        if !locks.isEmpty {
+            logger.info("removed the lock files a killed agent left in its git mirrors", metadata: ["count": "\(locks.count)", "first": "\(locks[0])"])
+        }
     }
 
     /// Asks for a pass as soon as the current one (if any) ends.

@@ -71,6 +71,39 @@ extension WorkerHealthTests {
             #expect(app.stop())
         }
 
+        /// Another program took the app's port while the agent was down: the workers cannot start,
+        /// and the status says who holds it. That is the host's fault, not the release's: once the
+        /// program is stopped, the next poll (SIGHUP here) brings the workers up with no command.
+        /// Before, the generation was remembered as failed and never tried again until the
+        /// manifest, the env_file or the release changed, or an operator ran `slipway reload`.
+        @Test func aPortAnotherProgramHeldIsTakenOnTheFirstPassAfterItIsFree() throws {
+            let app = try TinyApp.make(instances: 1, keep: 2)
+            try app.start()
+            #expect(app.stop())
+            let squatter = Process()
+            squatter.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            squatter.arguments = ["-c", "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', \(app.port))); s.listen(); print('up', flush=True); time.sleep(120)"]
+            let out = Pipe()
+            squatter.standardOutput = out
+            try squatter.run()
+            defer { if squatter.isRunning { kill(squatter.processIdentifier, SIGKILL) }; squatter.waitUntilExit() }
+            _ = out.fileHandleForReading.availableData
+            try app.start(waiting: false)
+            var message = ""
+            #expect(app.f.waitUntil(seconds: 30) {
+                message = (try? app.f.appStatus())?["message"] as? String ?? ""
+                return message.contains("pid \(squatter.processIdentifier) (python3), and it is not one of Slipway's workers")
+            }, "status said: \(message)\n\(app.agentLog.suffix(3000))")
+            #expect(message.contains("tried again on every pass"), "\(message)")
+            kill(squatter.processIdentifier, SIGKILL)
+            squatter.waitUntilExit()
+            kill(app.agent.processIdentifier, SIGHUP)
+            #expect(app.f.waitUntil(seconds: 30) {
+                (try? app.get("/").status) == 200 && ((try? app.workers()) ?? []).map { $0["state"] as? String } == ["ready"]
+            }, "the workers never came up once the port was free: \((try? app.f.appStatus())?["message"] ?? "-")\n\(app.agentLog.suffix(3000))")
+            #expect(app.stop())
+        }
+
         static func time(_ text: String) -> Date? {
             let format = ISO8601DateFormatter()
             format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

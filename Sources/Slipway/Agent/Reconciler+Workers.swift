@@ -57,12 +57,19 @@ extension Reconciler {
             return
         }
         if case .done = outcome { logger.info("workers now run release \(current) (generation \(target.id))", metadata: ["stage": "reload"]) }
-        if case .failed = outcome {} else { outcome = await workers.verify() }
-        if case .failed(let stage, let reason) = outcome, Task.isCancelled {
+        if outcome.succeeded { outcome = await workers.verify() }
+        if let (stage, reason) = outcome.failure, Task.isCancelled {
             // Stopped by the agent's shutdown, not broken: the next start tries again.
             status.condition = .interrupted
             status.message = "\(stage) was stopped by the agent's shutdown: \(reason)"
-        } else if case .failed(let stage, let reason) = outcome {
+        } else if case .blocked(let reason) = outcome {
+            // Not the generation's fault: every pass tries again (once the operator has stopped
+            // the other program, the next poll brings the workers up with no command).
+            memory.workerFailure = nil
+            status.condition = .failed
+            status.message = "reload failed: \(reason); tried again on every pass"
+            logger.error("reload failed: \(reason); tried again on every pass", metadata: ["stage": "reload"])
+        } else if let (stage, reason) = outcome.failure {
             memory.workerFailure = target.id
             status.condition = .failed
             status.message = "\(stage) failed: \(reason); the workers that ran before keep serving"
@@ -73,14 +80,8 @@ extension Reconciler {
         }
         var event = AgentEvent(.reload, app: app.value, state: outcome.succeeded ? "succeeded" : "failed")
         event.release = current.description
-        if case .failed(_, let reason) = outcome { event.error = reason }
+        if let (_, reason) = outcome.failure { event.error = reason }
         onEvent(event)
     }
 }
 
-extension RolloutResult {
-    var succeeded: Bool {
-        if case .failed = self { return false }
-        return true
-    }
-}

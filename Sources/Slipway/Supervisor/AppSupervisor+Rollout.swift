@@ -18,7 +18,7 @@ extension AppSupervisor {
             let previous = self.target ?? (slots.values.contains { $0.running?.generation == target.id } ? target : nil)
             let result = await rollout(to: target, force: force)
             metrics.rolloutFinished(app: app, stage: .reload, succeeded: result.succeeded)
-            if case .failed(let stage, let reason) = result {
+            if let (stage, reason) = result.failure {
                 await revert(to: previous, from: target, after: "\(stage) failed: \(reason)")
                 // Taken-over workers of this generation: the monitor looks after them (crash
                 // restarts, memory) as the previous image's did.
@@ -90,7 +90,7 @@ extension AppSupervisor {
         }
         if let previous {
             log.note("going back to generation \(previous.id) (release \(previous.generation.release))")
-            if case .failed(_, let again) = await rollout(to: previous, force: false) {
+            if let (_, again) = await rollout(to: previous, force: false).failure {
                 log.note("going back failed too: \(again)")
                 degraded = "\(failure), and going back to \(previous.generation.release) failed: \(again)"
             }
@@ -105,7 +105,7 @@ extension AppSupervisor {
         do {
             try ensureListener(for: target)
         } catch {
-            return .failed(stage: .reload, reason: "\(error)")
+            return .blocked(reason: "\(error)")
         }
         var replaced = 0, started = 0, stopped = 0
         for slot in 0..<target.count {

@@ -25,6 +25,22 @@ enum RolloutResult: Sendable, Equatable {
     case done(replaced: Int, started: Int, stopped: Int)
     /// The old workers (if any) still serve; `stage` is reload or verify.
     case failed(stage: Stage, reason: String)
+    /// The listener could not be bound (another program holds the address, a port below 1024
+    /// not allowed, a path refused): no worker of the target started, the old ones still serve.
+    /// The host is at fault, not the generation, so it is tried again on every pass (a failed
+    /// generation is not, until it changes).
+    case blocked(reason: String)
+
+    /// The stage and reason of a failed or blocked rollout (blocked fails the reload stage).
+    var failure: (stage: Stage, reason: String)? {
+        switch self {
+        case .unchanged, .done: return nil
+        case .failed(let stage, let reason): return (stage, reason)
+        case .blocked(let reason): return (.reload, reason)
+        }
+    }
+
+    var succeeded: Bool { failure == nil }
 }
 
 extension WorkerTarget {

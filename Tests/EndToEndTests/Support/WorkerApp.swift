@@ -108,10 +108,11 @@ final class WorkerApp {
         """)
     }
 
-    /// Starts the agent and waits until the app answers on its port.
-    func start() throws {
+    /// Starts the agent and (unless `waiting` is false) waits until the app answers on its port.
+    func start(waiting: Bool = true) throws {
         agentProcess = try AgentProcess(config: f.configPath, log: f.root + "/agent.log", binary: agentBinary,
                                         detached: detachedAgent, environment: agentEnvironment)
+        guard waiting else { return }
         var seen = (health: 0, workers: [String]())
         let up = f.waitUntil(seconds: 60) {
             seen = ((try? self.get(self.healthPath).status) ?? 0, ((try? self.workers()) ?? []).map { "\($0["pid"] ?? "-") \($0["state"] ?? "-")" })

@@ -13,7 +13,7 @@ struct ReloadStage: StageStep {
         if context.workers == nil, context.isRollback { context.workers = try WorkerTargets.forRelease(&context) }
         guard let workers = context.workers else { return }
         let app = await supervisor.supervisor(for: context.app)
-        if case .failed(let stage, let reason) = await app.reload(to: workers) {
+        if let (stage, reason) = await app.reload(to: workers).failure {
             throw SwitchBack.after(stage, reason: reason, context)
         }
     }
@@ -26,7 +26,7 @@ struct VerifyStage: StageStep {
     func run(_ context: inout DeployContext) async throws {
         guard let supervisor = context.agent.supervisor, context.workers != nil else { return }
         let app = await supervisor.supervisor(for: context.app)
-        if case .failed(let stage, let reason) = await app.verify() {
+        if let (stage, reason) = await app.verify().failure {
             throw SwitchBack.after(stage, reason: reason, context)
         }
     }

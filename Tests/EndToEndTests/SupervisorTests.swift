@@ -433,4 +433,36 @@ struct SupervisorTests {
             ((try? app.workers()) ?? []).contains { (($0["rssBytes"] as? NSNumber)?.intValue ?? 0) > 20 << 20 }
         })
     }
+
+    /// A worker replaced for its memory is shown as draining while it stops, as a rollout's old
+    /// worker is: it had left its slot to the new one, and `slipway status` still showed it ready
+    /// in its slot, beside the new one starting, for as long as its stop took (2 s here: the tiny
+    /// worker, made slow to stop).
+    @Test func aWorkerReplacedForItsMemoryIsShownDrainingWhileItStops() throws {
+        let app = try TinyApp.make(instances: 1, keep: 2)
+        try app.f.commitSource(["slow.py": "import time\nexec(open('worker.py').read().replace('stop.wait()', 'stop.wait(); time.sleep(2)'))\n"],
+                               message: "a worker that takes 2 s to stop")
+        try app.f.commitManifest("demo.yaml", """
+        app: demo
+        source: {repo: \(app.f.sourceRepo), ref: main}
+        backend:
+          command: /usr/bin/python3 -u slow.py
+          instances: 1
+          listen: 127.0.0.1:\(app.port)
+          ready: {notify: true, timeout: 10s}
+          max_memory: 5M
+          restart: {min_uptime: 1s}
+          stop: {signal: SIGTERM, timeout: 5s}
+        """)
+        try app.start()
+        let first = try app.workerPIDs()
+        var seen: [String] = []
+        #expect(app.f.waitUntil(seconds: 20) {
+            let workers = (try? app.workers()) ?? []
+            seen = workers.map { "\($0["pid"] ?? "-") \($0["state"] ?? "-")" }
+            return workers.contains { first.contains(($0["pid"] as? NSNumber)?.int32Value ?? 0) && $0["state"] as? String == "draining" }
+        }, "the replaced worker was never shown draining; last seen \(seen)\n\(app.workerLog.suffix(2000))")
+        #expect(app.workerLog.contains("is above max_memory 5M: replacing it"))
+        #expect(app.stop())
+    }
 }

@@ -116,7 +116,13 @@ extension AppSupervisor {
             } else {
                 slots[slot]?.restarts += 1
                 metrics.workerRestarted(app: app, reason: "max_memory")
+                // Shown as draining while it stops, as a rollout's old worker is: it left its slot
+                // to the new one, and the worker table `slipway status` reads still had it ready in
+                // its slot, beside the new one starting, for as long as its stop took.
+                draining.append(worker)
+                save()
                 await stop(worker)
+                draining.removeAll { $0 === worker }
             }
         }
     }

@@ -9,14 +9,15 @@ import Foundation
 enum StaleGitLocks {
     /// Removes them from every mirror below `root` (`<state_dir>/mirrors`: `manifests.git`,
     /// `sources/*.git`); returns the paths removed. Looks at a repository's top level, `refs/`
-    /// and `logs/` (where libgit2 locks), never at its objects; follows no symlink.
+    /// and `logs/` (where libgit2 locks), never at its objects; walks by directory fd
+    /// (`DirectoryHandle`), so no symlink is followed.
     static func remove(mirrors root: String) -> [String] {
         var removed: [String] = []
         for repository in repositories(below: root) {
-            var candidates = entries(of: repository).map { repository + "/" + $0 }
-            for folder in ["refs", "logs"] { candidates += files(below: repository + "/" + folder) }
-            for path in candidates where path.hasSuffix(".lock") && isRegularFile(path) {
-                if unlink(path) == 0 { removed.append(path) }
+            guard let top = try? DirectoryHandle.open(repository) else { continue }
+            removeLocks(in: top, recursing: false, into: &removed)
+            for folder in ["refs", "logs"] {
+                if let below = try? top.openDirectory(EntryName(folder)) { removeLocks(in: below, recursing: true, into: &removed) }
             }
         }
         return removed.sorted()
@@ -24,42 +25,33 @@ enum StaleGitLocks {
 
     /// The bare repositories (a directory holding `HEAD`) at most two levels below `root`.
     static func repositories(below root: String) -> [String] {
+        func isRepository(_ path: String) -> Bool { FileOps.lstatMode(path + "/HEAD") == S_IFREG }
         var found: [String] = []
-        for name in entries(of: root) {
-            let path = root + "/" + name
-            guard isDirectory(path) else { continue }
-            if isRegularFile(path + "/HEAD") {
+        for path in entries(of: root).map({ root + "/" + $0 }) where FileOps.isDirectory(path) {
+            if isRepository(path) {
                 found.append(path)
-                continue
-            }
-            for inner in entries(of: path) where isDirectory(path + "/" + inner) && isRegularFile(path + "/" + inner + "/HEAD") {
-                found.append(path + "/" + inner)
+            } else {
+                found += entries(of: path).map { path + "/" + $0 }.filter { FileOps.isDirectory($0) && isRepository($0) }
             }
         }
         return found
     }
 
-    /// Every path below `directory`, descending into real directories only (`lstat`).
-    private static func files(below directory: String, depth: Int = 0) -> [String] {
-        guard depth < 32, isDirectory(directory) else { return [] }
-        return entries(of: directory).flatMap { name -> [String] in
-            let path = directory + "/" + name
-            return isDirectory(path) ? files(below: path, depth: depth + 1) : [path]
+    /// Unlinks the regular files named `*.lock` in `directory` (and, `recursing`, below it).
+    private static func removeLocks(in directory: DirectoryHandle, recursing: Bool, depth: Int = 0, into removed: inout [String]) {
+        guard depth < 32, let entries = try? directory.entries() else { return }
+        for (name, mayBeDirectory) in entries {
+            if recursing, mayBeDirectory, let child = try? directory.openDirectory(name) {
+                removeLocks(in: child, recursing: true, depth: depth + 1, into: &removed)
+                continue
+            }
+            guard name.text.hasSuffix(".lock"), directory.status(of: name).map({ $0.st_mode & S_IFMT == S_IFREG }) == true,
+                  directory.unlink(name) == 0 else { continue }
+            removed.append(directory.path + "/" + name.text)
         }
     }
 
     private static func entries(of directory: String) -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    }
-
-    private static func isDirectory(_ path: String) -> Bool { fileType(path) == S_IFDIR }
-
-    private static func isRegularFile(_ path: String) -> Bool { fileType(path) == S_IFREG }
-
-    /// The type `lstat` reports: a symlink is neither a directory nor a file here.
-    private static func fileType(_ path: String) -> mode_t? {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        return info.st_mode & S_IFMT
     }
 }
